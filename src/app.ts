@@ -1,0 +1,66 @@
+// Builds a Recall server from a config: creates its parts, wires them into Fastify, and closes them on close.
+// No logic lives here; each part is a module of its own.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
+import { healthRoutes } from './admin/health.js';
+import type { RecallConfig } from './config/schema.js';
+import { createLogger } from './log/logger.js';
+import { registerRequestLog } from './log/request-log.js';
+import { RecallError, fromFrameworkError } from './openai/errors.js';
+import { registerBodyLimit } from './proxy/body-limit.js';
+import { Forwarder } from './proxy/forward.js';
+import { Pipeline } from './proxy/pipeline.js';
+import { registerRequestContext } from './proxy/request-context.js';
+import { proxyRoutes } from './proxy/routes.js';
+import { UpstreamClient } from './upstream/client.js';
+
+export interface AppDeps {
+  /** Where log lines go (stdout by default); tests pass a stream to read them. */
+  logDestination?: DestinationStream;
+}
+
+export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: createLogger(config.log.level, deps.logDestination) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.server.bodyLimitBytes,
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+  });
+
+  const upstream = new UpstreamClient(config.upstream);
+  const forwarder = new Forwarder(upstream, config.upstream);
+  const pipeline = new Pipeline(forwarder);
+
+  let shuttingDown = false;
+  app.addHook('preClose', (done) => {
+    shuttingDown = true;
+    done();
+  });
+  app.addHook('onClose', async () => {
+    await upstream.close();
+  });
+
+  registerRequestContext(app);
+  registerRequestLog(app);
+  registerBodyLimit(app, config.server.bodyLimitBytes);
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!shuttingDown) return done();
+    reply.header('connection', 'close');
+    done(new RecallError('shuttingDown', 'Recall is shutting down and takes no new requests; retry on another instance.'));
+  });
+
+  app.setErrorHandler((err: FastifyError | RecallError, request, reply) => {
+    const answer = err instanceof RecallError ? err : fromFrameworkError(err);
+    if (answer.status >= 500) request.log.error({ err: answer.cause ?? err }, answer.message);
+    return reply.code(answer.status).send(answer.toBody());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const answer = new RecallError('unknownRoute', `Invalid URL (${request.method} ${request.url.split('?')[0]})`);
+    return reply.code(answer.status).send(answer.toBody());
+  });
+
+  await app.register(healthRoutes, { upstream, isShuttingDown: () => shuttingDown });
+  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
+  return app;
+}

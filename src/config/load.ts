@@ -1,0 +1,154 @@
+// Builds the typed RecallConfig once at start: defaults, then the YAML file named by RECALL_CONFIG, then the
+// environment (env wins). Any bad value stops the start with one line naming the key, the value and what is allowed.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { CONFIG_FILE_ENV, SETTINGS, type RecallConfig, type Setting } from './schema.js';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface LoadOptions {
+  env?: Environment;
+  /** Overrides applied last, by YAML path (`upstream.url`); used by tests and embedding code. */
+  overrides?: Readonly<Record<string, unknown>>;
+}
+
+/** The one place that reads `process.env`. */
+export function loadConfigFromProcess(): RecallConfig {
+  return loadConfig({ env: process.env });
+}
+
+export function loadConfig(options: LoadOptions = {}): RecallConfig {
+  const env = options.env ?? {};
+  const file = nonEmpty(env[CONFIG_FILE_ENV]);
+  const fromFile = file === undefined ? new Map<string, unknown>() : readYamlFile(file);
+  const config: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    let value: unknown = setting.default;
+    let origin = 'default';
+    if (fromFile.has(setting.yaml)) {
+      value = fromFile.get(setting.yaml);
+      origin = `${file}`;
+    }
+    const envValue = setting.env === undefined ? undefined : nonEmpty(env[setting.env]);
+    if (envValue !== undefined) {
+      value = envValue;
+      origin = `$${setting.env}`;
+    }
+    if (options.overrides && setting.yaml in options.overrides) {
+      value = options.overrides[setting.yaml];
+      origin = 'override';
+    }
+    setPath(config, setting.field, coerce(setting, value, origin));
+  }
+  return config as unknown as RecallConfig;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+function readYamlFile(path: string): Map<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path} (from $${CONFIG_FILE_ENV}) cannot be read: ${(err as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const flat = new Map<string, unknown>();
+  if (document === null || document === undefined) return flat;
+  if (!isPlainObject(document)) throw new ConfigError(`config file ${path} must hold a mapping of settings at its top level`);
+  flatten(document, '', flat);
+  const known = new Set(SETTINGS.map((s) => s.yaml));
+  for (const key of flat.keys()) {
+    if (!known.has(key)) {
+      throw new ConfigError(`config file ${path}: unknown key ${key}; known keys: ${[...known].join(', ')}`);
+    }
+  }
+  return flat;
+}
+
+function flatten(node: Record<string, unknown>, prefix: string, into: Map<string, unknown>): void {
+  for (const [key, value] of Object.entries(node)) {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    if (isPlainObject(value)) flatten(value, path, into);
+    else into.set(path, value);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    node[part] ??= {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+function coerce(setting: Setting, value: unknown, origin: string): unknown {
+  const fail = (allowed: string): never => {
+    const shown = setting.secret ? '(hidden)' : JSON.stringify(value);
+    throw new ConfigError(`invalid setting ${setting.yaml}${setting.env ? ` (${setting.env})` : ''} = ${shown} from ${origin}: must be ${allowed}`);
+  };
+  if (value === undefined || value === null) {
+    if (setting.type === 'string' && setting.default === undefined) return undefined;
+    return fail(`set (${describeAllowed(setting)})`);
+  }
+  switch (setting.type) {
+    case 'integer': {
+      const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+      if (!/^-?\d+$/.test(text)) return fail(describeAllowed(setting));
+      const n = Number(text);
+      if (n < setting.min || n > setting.max) return fail(describeAllowed(setting));
+      return n;
+    }
+    case 'string':
+      if (typeof value !== 'string' && typeof value !== 'number') return fail('a string');
+      return String(value);
+    case 'url': {
+      if (typeof value !== 'string') return fail(describeAllowed(setting));
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        return fail(describeAllowed(setting));
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return fail(describeAllowed(setting));
+      if (url.search !== '' || url.hash !== '') return fail(`${describeAllowed(setting)} without query or fragment`);
+      return url.href.replace(/\/+$/, '');
+    }
+    case 'enum': {
+      const text = String(value).trim().toLowerCase();
+      if (!setting.values.includes(text)) return fail(describeAllowed(setting));
+      return text;
+    }
+  }
+}
+
+/** What a setting accepts, in words; used in error messages and in the generated docs. */
+export function describeAllowed(setting: Setting): string {
+  switch (setting.type) {
+    case 'integer':
+      return `an integer from ${setting.min} to ${setting.max}`;
+    case 'string':
+      return 'a string';
+    case 'url':
+      return 'an http:// or https:// URL';
+    case 'enum':
+      return `one of ${setting.values.join(', ')}`;
+  }
+}

@@ -1,0 +1,80 @@
+// The one table of Recall's settings: YAML path, environment variable, type, default and meaning.
+// The loader, the example YAML and the README table are all checked against this table.
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** The typed configuration object that `buildApp` receives. Built once by `loadConfig`. */
+export interface RecallConfig {
+  server: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    shutdownGraceMs: number;
+  };
+  upstream: {
+    url: string;
+    apiKey: string | undefined;
+    connections: number;
+    connectTimeoutMs: number;
+    headersTimeoutMs: number;
+    bodyTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    probeTtlMs: number;
+  };
+  log: {
+    level: LogLevel;
+  };
+}
+
+interface SettingBase {
+  /** Dotted YAML path, e.g. `upstream.connect_timeout_ms`. */
+  yaml: string;
+  /** Path of the value in `RecallConfig`, e.g. `upstream.connectTimeoutMs`. */
+  field: string;
+  env?: string;
+  doc: string;
+  /** Never printed back in an error message. */
+  secret?: boolean;
+}
+
+export type Setting =
+  | (SettingBase & { type: 'integer'; default: number; min: number; max: number })
+  | (SettingBase & { type: 'string'; default: string | undefined })
+  | (SettingBase & { type: 'url'; default: string })
+  | (SettingBase & { type: 'enum'; default: string; values: readonly string[] });
+
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const MB = 1024 * 1024;
+
+export const SETTINGS: readonly Setting[] = [
+  { yaml: 'server.host', field: 'server.host', env: 'RECALL_HOST', type: 'string', default: '127.0.0.1',
+    doc: 'Listen address. Use 0.0.0.0 to accept connections from other machines.' },
+  { yaml: 'server.port', field: 'server.port', env: 'RECALL_PORT', type: 'integer', default: 8080, min: 0, max: 65535,
+    doc: 'Listen port (0 picks a free one).' },
+  { yaml: 'server.body_limit_bytes', field: 'server.bodyLimitBytes', type: 'integer', default: 10 * MB, min: 1024, max: 1024 * MB,
+    doc: 'Largest request body accepted; larger uploads are read, dropped and answered with 413.' },
+  { yaml: 'server.shutdown_grace_ms', field: 'server.shutdownGraceMs', type: 'integer', default: 10_000, min: 0, max: 600_000,
+    doc: 'On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish before connections are closed.' },
+  { yaml: 'upstream.url', field: 'upstream.url', env: 'RECALL_UPSTREAM_URL', type: 'url', default: 'https://api.openai.com/v1',
+    doc: 'Base URL of the OpenAI-compatible upstream, including /v1.' },
+  { yaml: 'upstream.api_key', field: 'upstream.apiKey', env: 'RECALL_UPSTREAM_API_KEY', type: 'string', default: undefined, secret: true,
+    doc: 'Key sent upstream as `Authorization: Bearer …` when the client sends no key of its own.' },
+  { yaml: 'upstream.connections', field: 'upstream.connections', type: 'integer', default: 256, min: 1, max: 65_536,
+    doc: 'Most keep-alive connections to the upstream at once.' },
+  { yaml: 'upstream.connect_timeout_ms', field: 'upstream.connectTimeoutMs', type: 'integer', default: 10_000, min: 1, max: 600_000,
+    doc: 'Time to open a TCP/TLS connection to the upstream before answering 504.' },
+  { yaml: 'upstream.headers_timeout_ms', field: 'upstream.headersTimeoutMs', type: 'integer', default: 600_000, min: 1, max: 3_600_000,
+    doc: 'Time to wait for the upstream response headers (the whole answer, for non-streaming requests) before answering 504.' },
+  { yaml: 'upstream.body_timeout_ms', field: 'upstream.bodyTimeoutMs', type: 'integer', default: 300_000, min: 1, max: 3_600_000,
+    doc: 'Longest silence between two pieces of an upstream response body before it is abandoned.' },
+  { yaml: 'upstream.keep_alive_timeout_ms', field: 'upstream.keepAliveTimeoutMs', type: 'integer', default: 60_000, min: 1, max: 3_600_000,
+    doc: 'How long an idle upstream connection is kept open.' },
+  { yaml: 'upstream.probe_ttl_ms', field: 'upstream.probeTtlMs', type: 'integer', default: 5_000, min: 0, max: 600_000,
+    doc: 'How long /readyz reuses the result of its upstream reachability probe.' },
+  { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,
+    doc: 'pino log level.' },
+];
+
+/** Environment variable that names the YAML file; read by the loader, not a setting itself. */
+export const CONFIG_FILE_ENV = 'RECALL_CONFIG';

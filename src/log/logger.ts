@@ -1,0 +1,42 @@
+// The pino logger: JSON lines, and no credential ever written. Known header paths are redacted, and every line is
+// scrubbed of key-like values on its way out, whatever field or message carries them.
+import pino, { type DestinationStream, type Logger } from 'pino';
+import type { LogLevel } from '../config/schema.js';
+
+const REDACTED = '[redacted]';
+
+const REDACT_PATHS = [
+  'req.headers.authorization', 'req.headers["api-key"]', 'req.headers["x-api-key"]', 'req.headers["proxy-authorization"]',
+  'req.headers.cookie', 'headers.authorization', 'headers["api-key"]', 'headers["x-api-key"]',
+];
+
+// `sk-…` style keys, bearer tokens, and key-named JSON fields or query parameters.
+const KEY_LIKE = [
+  /\b(?:sk|rk|pk)-[A-Za-z0-9_-]{6,}/g,
+  /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
+  /("(?:authorization|api[-_]?key|x-api-key|token|secret|password|access_token)"\s*:\s*")[^"]*(")/gi,
+  /([?&](?:api[-_]?key|key|token|access_token|secret)=)[^&"\s]*/gi,
+];
+
+/** Replaces anything that looks like a credential; applied to each serialized log line. */
+export function scrubSecrets(line: string): string {
+  let out = line;
+  out = out.replace(KEY_LIKE[0]!, REDACTED);
+  out = out.replace(KEY_LIKE[1]!, `$1 ${REDACTED}`);
+  out = out.replace(KEY_LIKE[2]!, `$1${REDACTED}$2`);
+  out = out.replace(KEY_LIKE[3]!, `$1${REDACTED}`);
+  return out;
+}
+
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'recall' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: REDACTED },
+      hooks: { streamWrite: scrubSecrets },
+    },
+    destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}

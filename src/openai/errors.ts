@@ -1,0 +1,91 @@
+// The one catalog of errors Recall itself answers with, each mapped once to OpenAI's error shape and status.
+// Upstream errors are not in here: they pass through to the client unchanged.
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+interface ErrorSpec {
+  status: number;
+  type: 'invalid_request_error' | 'api_error' | 'server_error';
+  code: string;
+}
+
+export const ERROR_CATALOG = {
+  invalidJson: { status: 400, type: 'invalid_request_error', code: 'invalid_json' },
+  invalidBody: { status: 400, type: 'invalid_request_error', code: 'invalid_body' },
+  invalidParameter: { status: 400, type: 'invalid_request_error', code: 'invalid_parameter' },
+  unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
+  bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
+  upstreamUnreachable: { status: 502, type: 'api_error', code: 'upstream_unreachable' },
+  upstreamBrokenResponse: { status: 502, type: 'api_error', code: 'upstream_broken_response' },
+  upstreamTimeout: { status: 504, type: 'api_error', code: 'upstream_timeout' },
+  internal: { status: 500, type: 'server_error', code: 'internal_error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorKind = keyof typeof ERROR_CATALOG;
+
+/** An error Recall answers with; thrown anywhere, rendered once by the app's error handler. */
+export class RecallError extends Error {
+  override readonly name = 'RecallError';
+  readonly status: number;
+  readonly type: string;
+  readonly code: string;
+
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly param: string | null = null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    const spec: ErrorSpec = ERROR_CATALOG[kind];
+    this.status = spec.status;
+    this.type = spec.type;
+    this.code = spec.code;
+  }
+
+  toBody(): OpenAIErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+/** Fastify's own error codes that a client's mistake produces, mapped to the catalog. */
+export function fromFrameworkError(err: { code?: string; message: string; statusCode?: number; validation?: unknown[]; validationContext?: string }): RecallError {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return bodyTooLarge();
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return invalidJson(err.message);
+    case 'FST_ERR_VALIDATION':
+      return new RecallError('invalidParameter', `Invalid request: ${err.message}`, validationParam(err.validation));
+  }
+  if (err.statusCode === 404) return new RecallError('unknownRoute', err.message);
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return new RecallError('invalidBody', err.message);
+  }
+  return new RecallError('internal', 'Recall failed to handle this request; the error has been logged.', null, { cause: err });
+}
+
+export function invalidJson(detail: string): RecallError {
+  return new RecallError(
+    'invalidJson',
+    `We could not parse the JSON body of your request (${detail}). The API expects a JSON object; check that the body is valid JSON.`,
+  );
+}
+
+export function bodyTooLarge(limitBytes?: number): RecallError {
+  const limit = limitBytes === undefined ? '' : ` of ${limitBytes} bytes`;
+  return new RecallError('bodyTooLarge', `Request body exceeds the limit${limit} (server.body_limit_bytes). Send a smaller request.`);
+}
+
+function validationParam(validation: unknown[] | undefined): string | null {
+  const first = validation?.[0] as { instancePath?: string; params?: { missingProperty?: string } } | undefined;
+  if (!first) return null;
+  const path = (first.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
+  const missing = first.params?.missingProperty;
+  if (missing) return path === '' ? missing : `${path}.${missing}`;
+  return path === '' ? null : path;
+}

@@ -1,0 +1,41 @@
+// The upstream stage: sends the client's request to the upstream and relays the answer back. Used by the pipeline
+// for the cached routes and, unchanged, for every other /v1/* route.
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RecallConfig } from '../config/schema.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import { upstreamRequestHeaders } from '../upstream/headers.js';
+import { abortWhenClientLeaves, isEventStream, relayBuffered, relayEventStream, relayPiped } from './relay.js';
+
+export interface ForwardOptions {
+  /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
+  body: Buffer | Readable | undefined;
+  /** JSON answers are read whole (Recall needs them, and a broken body becomes a clean error). */
+  readJsonWhole: boolean;
+}
+
+export class Forwarder {
+  constructor(
+    private readonly upstream: UpstreamClient,
+    private readonly settings: RecallConfig['upstream'],
+  ) {}
+
+  async forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
+    const signal = abortWhenClientLeaves(reply);
+    const sentAt = performance.now();
+    const response = await this.upstream.send({
+      method: request.method,
+      path: request.url.slice('/v1'.length),
+      headers: upstreamRequestHeaders(request.headers, {
+        fallbackApiKey: this.settings.apiKey,
+        keepContentLength: options.body !== undefined && !Buffer.isBuffer(options.body),
+        identityEncoding: options.readJsonWhole,
+      }),
+      body: options.body,
+      signal,
+    });
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
+    if (isEventStream(response)) return relayEventStream(relay);
+    return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
+  }
+}

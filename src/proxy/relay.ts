@@ -1,0 +1,89 @@
+// Sends an upstream answer to the client: server-sent events chunk by chunk as whole events, JSON read whole
+// (so a broken body becomes a clean 502/504), anything else piped as it comes. A client that leaves aborts it.
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RecallConfig } from '../config/schema.js';
+import { RecallError } from '../openai/errors.js';
+import { SseEventFramer, sseErrorEvent } from '../openai/sse.js';
+import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
+import { clientResponseHeaders } from '../upstream/headers.js';
+
+/** Aborted when the client goes away before its answer is complete; passed to the upstream call. */
+export function abortWhenClientLeaves(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+export function isEventStream(response: UpstreamResponse): boolean {
+  const type = response.headers['content-type'];
+  return typeof type === 'string' && type.startsWith('text/event-stream');
+}
+
+export interface RelayOptions {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  response: UpstreamResponse;
+  /** performance.now() when the upstream call was sent; the upstream time is measured to its last byte. */
+  sentAt: number;
+  signal: AbortSignal;
+  upstreamSettings: RecallConfig['upstream'];
+}
+
+/** Relays an event stream as it arrives; an upstream failure mid-stream ends it with an OpenAI error event. */
+export function relayEventStream({ request, reply, response, sentAt, signal, upstreamSettings }: RelayOptions): FastifyReply {
+  reply.code(response.status).headers(clientResponseHeaders(response.headers));
+  return reply.send(Readable.from(relayEvents(), { objectMode: false }));
+
+  async function* relayEvents(): AsyncGenerator<Buffer | string> {
+    const framer = new SseEventFramer();
+    try {
+      for await (const chunk of response.body) {
+        const events = framer.push(chunk as Buffer);
+        if (events !== undefined) yield events;
+      }
+      const rest = framer.flush();
+      if (rest !== undefined) yield rest;
+    } catch (err) {
+      framer.discard();
+      if (signal.aborted) return;
+      const failure = asUpstreamError(err, upstreamSettings);
+      request.log.warn({ err: failure }, 'upstream stream failed');
+      yield sseErrorEvent(failure.toBody());
+    } finally {
+      request.recall.upstreamMs = performance.now() - sentAt;
+    }
+  }
+}
+
+/** Reads a (JSON) answer whole, then sends it: a body that breaks or stalls becomes a 502 or 504. */
+export async function relayBuffered({ request, reply, response, sentAt, upstreamSettings }: RelayOptions): Promise<FastifyReply> {
+  const body = await readWhole(response, upstreamSettings).finally(() => {
+    request.recall.upstreamMs = performance.now() - sentAt;
+  });
+  return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(body);
+}
+
+/** Pipes an answer of any type through as it arrives (files, audio, listings). */
+export function relayPiped({ request, reply, response, sentAt }: RelayOptions): FastifyReply {
+  response.body.once('close', () => {
+    request.recall.upstreamMs = performance.now() - sentAt;
+  });
+  return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(response.body);
+}
+
+async function readWhole(response: UpstreamResponse, upstreamSettings: RecallConfig['upstream']): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of response.body) chunks.push(chunk as Buffer);
+  } catch (err) {
+    const failure = asUpstreamError(err, upstreamSettings);
+    if (failure.kind === 'upstreamUnreachable') {
+      throw new RecallError('upstreamBrokenResponse', `The upstream API closed the connection in the middle of its answer (status ${response.status}). Try again.`, null, { cause: err });
+    }
+    throw failure;
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}

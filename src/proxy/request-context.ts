@@ -1,0 +1,25 @@
+// What Recall knows about one request while it crosses the proxy; read by the request log line.
+import type { FastifyInstance } from 'fastify';
+
+export interface RequestContext {
+  /** The body bytes exactly as the client sent them (JSON routes only). */
+  rawBody: Buffer | undefined;
+  /** Time spent on the upstream call, from sending to the last byte of its answer. */
+  upstreamMs: number | undefined;
+  /** HIT, SEMANTIC, COALESCED, STALE, MISS or BYPASS once the cache tiers exist; undefined when no cache was involved. */
+  cacheOutcome: string | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    recall: RequestContext;
+  }
+}
+
+export function registerRequestContext(app: FastifyInstance): void {
+  app.decorateRequest('recall', null as unknown as RequestContext);
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.recall = { rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined };
+    done();
+  });
+}

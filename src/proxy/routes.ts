@@ -1,0 +1,38 @@
+// The OpenAI routes: the cached ones go through the pipeline with a parsed JSON body; every other /v1/* route is
+// forwarded unchanged, its upload streamed to the upstream as it arrives.
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { invalidJson } from '../openai/errors.js';
+import type { Forwarder } from './forward.js';
+import { registerJsonBodyParser } from './json-body.js';
+import { CACHED_ROUTES, type Pipeline } from './pipeline.js';
+
+export interface ProxyRouteDeps {
+  pipeline: Pipeline;
+  forwarder: Forwarder;
+  bodyLimitBytes: number;
+}
+
+/** JSON schema of the cached routes' bodies; field-level rules (issue 7) extend it. */
+const JSON_OBJECT_BODY = { type: 'object' } as const;
+
+export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): Promise<void> {
+  await app.register(async (cached) => {
+    registerJsonBodyParser(cached, deps.bodyLimitBytes);
+    for (const path of Object.keys(CACHED_ROUTES)) {
+      cached.post(path, { schema: { body: JSON_OBJECT_BODY } }, (request, reply) => {
+        if (request.recall.rawBody === undefined) throw invalidJson('the body is empty');
+        return deps.pipeline.handle(request, reply);
+      });
+    }
+  });
+
+  await app.register(async (passthrough) => {
+    passthrough.removeAllContentTypeParsers();
+    passthrough.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    passthrough.all('/v1/*', (request, reply) => {
+      const upload = request.body as Readable | undefined;
+      return deps.forwarder.forward(request, reply, { body: upload, readJsonWhole: false });
+    });
+  });
+}

@@ -1,0 +1,132 @@
+// The connection to the upstream API: one keep-alive undici Pool, path mapping under the configured base URL,
+// and the translation of transport failures into Recall's 502/504 errors.
+import type { Readable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Pool } from 'undici';
+import type { RecallConfig } from '../config/schema.js';
+import { RecallError } from '../openai/errors.js';
+import type { HeaderMap } from './headers.js';
+
+export interface UpstreamRequest {
+  method: string;
+  /** Path below the base URL's `/v1`, with query: `/chat/completions`, `/models?limit=2`. */
+  path: string;
+  headers: HeaderMap;
+  body?: Buffer | Readable | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  detail: string;
+  latencyMs: number;
+  checkedAt: string;
+}
+
+export class UpstreamClient {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly settings: RecallConfig['upstream'];
+  private probe: { at: number; result: Promise<ProbeResult> } | undefined;
+
+  constructor(settings: RecallConfig['upstream']) {
+    const base = new URL(settings.url);
+    this.settings = settings;
+    this.basePath = base.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(base.origin, {
+      connections: settings.connections,
+      connect: { timeout: settings.connectTimeoutMs },
+      headersTimeout: settings.headersTimeoutMs,
+      bodyTimeout: settings.bodyTimeoutMs,
+      keepAliveTimeout: settings.keepAliveTimeoutMs,
+    });
+  }
+
+  /** The upstream's URL for a client path, for messages and logs. */
+  describe(path: string): string {
+    return new URL(this.settings.url).origin + this.basePath + path;
+  }
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    try {
+      const response = await this.pool.request({
+        method: request.method as 'POST',
+        path: this.basePath + request.path,
+        headers: request.headers,
+        body: request.body ?? null,
+        signal: request.signal,
+      });
+      return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, body: response.body };
+    } catch (err) {
+      throw asUpstreamError(err, this.settings);
+    }
+  }
+
+  /** Is the upstream answering HTTP at all? Any status below 500 counts; the result is reused for probeTtlMs. */
+  reachable(now = Date.now()): Promise<ProbeResult> {
+    if (this.probe && now - this.probe.at < this.settings.probeTtlMs) return this.probe.result;
+    const result = this.runProbe();
+    this.probe = { at: now, result };
+    return result;
+  }
+
+  private async runProbe(): Promise<ProbeResult> {
+    const started = performance.now();
+    const checkedAt = new Date().toISOString();
+    const headers: HeaderMap = this.settings.apiKey === undefined ? {} : { authorization: `Bearer ${this.settings.apiKey}` };
+    try {
+      const response = await this.pool.request({
+        method: 'GET', path: `${this.basePath}/models`, headers,
+        headersTimeout: Math.min(this.settings.headersTimeoutMs, 5_000),
+        signal: AbortSignal.timeout(Math.min(this.settings.connectTimeoutMs + 5_000, 15_000)),
+      });
+      await response.body.dump();
+      const ok = response.statusCode < 500;
+      return { ok, detail: `GET /models answered ${response.statusCode}`, latencyMs: performance.now() - started, checkedAt };
+    } catch (err) {
+      return { ok: false, detail: asUpstreamError(err, this.settings).message, latencyMs: performance.now() - started, checkedAt };
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
+}
+
+const TIMEOUTS: Record<string, { setting: string; what: string }> = {
+  UND_ERR_CONNECT_TIMEOUT: { setting: 'upstream.connect_timeout_ms', what: 'did not accept a connection' },
+  UND_ERR_HEADERS_TIMEOUT: { setting: 'upstream.headers_timeout_ms', what: 'did not start answering' },
+  UND_ERR_BODY_TIMEOUT: { setting: 'upstream.body_timeout_ms', what: 'stopped sending its answer' },
+};
+
+/** Transport failures become 502 (unreachable, broken) or 504 (timed out); Recall's own errors pass as they are. */
+export function asUpstreamError(err: unknown, settings: RecallConfig['upstream']): RecallError {
+  if (err instanceof RecallError) return err;
+  const failure = err as { code?: string; message?: string; name?: string; cause?: unknown };
+  const timeout = failure.code === undefined ? undefined : TIMEOUTS[failure.code];
+  const origin = new URL(settings.url).host;
+  if (timeout) {
+    const ms = { 'upstream.connect_timeout_ms': settings.connectTimeoutMs, 'upstream.headers_timeout_ms': settings.headersTimeoutMs,
+      'upstream.body_timeout_ms': settings.bodyTimeoutMs }[timeout.setting];
+    return new RecallError('upstreamTimeout', `The upstream API at ${origin} ${timeout.what} within ${ms} ms (${timeout.setting}). Try again, or raise the timeout.`, null, { cause: err });
+  }
+  const cause = describeCause(failure);
+  return new RecallError('upstreamUnreachable', `Recall could not reach the upstream API at ${origin}: ${cause}. Check upstream.url (RECALL_UPSTREAM_URL) and that the upstream is up.`, null, { cause: err });
+}
+
+function describeCause(failure: { code?: string; message?: string; cause?: unknown }): string {
+  const inner = failure.cause as { code?: string; message?: string } | undefined;
+  const code = inner?.code ?? failure.code;
+  const message = inner?.message ?? failure.message ?? 'unknown error';
+  return code && !message.includes(code) ? `${code} ${message}` : message;
+}
