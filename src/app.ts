@@ -37,6 +37,12 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     shuttingDown = true;
     done();
   });
+  // A keep-alive connection whose last response ends during shutdown would hold the close open until the grace
+  // period ends; close it as soon as it goes idle.
+  app.addHook('onResponse', (_request, _reply, done) => {
+    if (shuttingDown) setImmediate(() => app.server.closeIdleConnections());
+    done();
+  });
   app.addHook('onClose', async () => {
     await upstream.close();
   });

@@ -1,0 +1,341 @@
+// Checks that the mock upstream speaks OpenAI's wire format well enough for the official SDK, and that its faults and stats behave.
+
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import OpenAI, { type APIError } from 'openai';
+import { startMockUpstream, type MockUpstream } from '../../loadtest/mock-upstream.js';
+
+let mock: MockUpstream;
+let client: OpenAI;
+
+const question: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'What does a caching proxy do?' }];
+
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  client = new OpenAI({ baseURL: mock.baseURL, apiKey: 'sk-test', maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await mock.close();
+});
+
+beforeEach(() => {
+  mock.reset();
+});
+
+/** Polls instead of sleeping a fixed time: the abort reaches the server asynchronously. */
+async function waitFor(condition: () => boolean, attempts = 200): Promise<void> {
+  for (let i = 0; i < attempts && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+describe('chat completions', () => {
+  it('answers with a deterministic chat.completion', async () => {
+    const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question });
+    const second = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question });
+
+    expect(first.object).toBe('chat.completion');
+    expect(first.id).toMatch(/^chatcmpl-/);
+    expect(first.model).toBe('gpt-4o-mini');
+    expect(first.system_fingerprint).toBe('fp_mock');
+    expect(first.choices).toHaveLength(1);
+    expect(first.choices[0]?.message.role).toBe('assistant');
+    expect(first.choices[0]?.message.content).toMatch(/^Mock answer [0-9a-f]{8}: \w+/);
+    expect(first.choices[0]?.finish_reason).toBe('stop');
+    expect(first.usage?.prompt_tokens).toBeGreaterThan(0);
+    expect(first.usage?.total_tokens).toBe((first.usage?.prompt_tokens ?? 0) + (first.usage?.completion_tokens ?? 0));
+    expect(second).toEqual(first);
+
+    const other = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Something else' }] });
+    expect(other.choices[0]?.message.content).not.toBe(first.choices[0]?.message.content);
+  });
+
+  it('honours n and max_tokens', async () => {
+    const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question, n: 3, max_tokens: 5 });
+
+    expect(completion.choices.map((choice) => choice.index)).toEqual([0, 1, 2]);
+    const contents = completion.choices.map((choice) => choice.message.content ?? '');
+    expect(new Set(contents).size).toBe(3);
+    for (const content of contents) expect(content.split(' ')).toHaveLength(5);
+    expect(completion.choices.every((choice) => choice.finish_reason === 'length')).toBe(true);
+    expect(completion.usage?.completion_tokens).toBe(15);
+  });
+
+  it('streams chunks with usage that reassemble into the answer', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: question,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks: OpenAI.Chat.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+
+    expect(chunks.length).toBeGreaterThan(4);
+    expect(new Set(chunks.map((chunk) => chunk.id)).size).toBe(1);
+    expect(chunks.every((chunk) => chunk.object === 'chat.completion.chunk' && chunk.system_fingerprint === 'fp_mock')).toBe(true);
+    expect(chunks[0]?.choices[0]?.delta).toEqual({ role: 'assistant', content: '', refusal: null });
+
+    const last = chunks[chunks.length - 1];
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(chunks.slice(0, -1).every((chunk) => chunk.usage === null)).toBe(true);
+    expect(chunks[chunks.length - 2]?.choices[0]?.finish_reason).toBe('stop');
+
+    const streamed = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
+    expect(streamed).toMatch(/^Mock answer [0-9a-f]{8}: /);
+    expect(streamed.split(' ')).toHaveLength(last?.usage?.completion_tokens ?? -1);
+  });
+
+  it('calls the first tool when tools are offered', async () => {
+    const tools: OpenAI.Chat.ChatCompletionTool[] = [
+      {
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] } } },
+        },
+      },
+      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+    ];
+    const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question, tools });
+
+    const choice = completion.choices[0];
+    expect(choice?.finish_reason).toBe('tool_calls');
+    expect(choice?.message.content).toBeNull();
+    const call = choice?.message.tool_calls?.[0];
+    expect(call?.id).toMatch(/^call_/);
+    expect(call?.type).toBe('function');
+    if (call?.type !== 'function') throw new Error('expected a function tool call');
+    expect(call.function.name).toBe('get_weather');
+    const args: unknown = JSON.parse(call.function.arguments);
+    expect(args).toMatchObject({ city: expect.any(String), unit: expect.stringMatching(/^(celsius|fahrenheit)$/) });
+
+    // The streamed tool call carries the same name and arguments, split into fragments.
+    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question, tools, stream: true });
+    let name = '';
+    let streamedArgs = '';
+    let fragments = 0;
+    for await (const chunk of stream) {
+      for (const delta of chunk.choices[0]?.delta.tool_calls ?? []) {
+        name += delta.function?.name ?? '';
+        streamedArgs += delta.function?.arguments ?? '';
+        fragments++;
+      }
+    }
+    expect(name).toBe('get_weather');
+    expect(JSON.parse(streamedArgs)).toMatchObject({ city: expect.any(String) });
+    expect(fragments).toBeGreaterThan(2);
+
+    const forced = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: question,
+      tools,
+      tool_choice: { type: 'function', function: { name: 'get_time' } },
+    });
+    const forcedCall = forced.choices[0]?.message.tool_calls?.[0];
+    expect(forcedCall?.type === 'function' ? forcedCall.function.name : undefined).toBe('get_time');
+
+    const declined = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question, tools, tool_choice: 'none' });
+    expect(declined.choices[0]?.message.tool_calls).toBeUndefined();
+    expect(declined.choices[0]?.finish_reason).toBe('stop');
+  });
+
+  it('rejects a request without a model in OpenAI error shape', async () => {
+    const response = await fetch(`${mock.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: question }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'model' } });
+
+    const invalidJson = await fetch(`${mock.baseURL}/chat/completions`, { method: 'POST', body: '{not json' });
+    expect(invalidJson.status).toBe(400);
+  });
+});
+
+describe('legacy completions', () => {
+  it('answers one choice per prompt and n', async () => {
+    const completion = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: ['one', 'two'], n: 2 });
+
+    expect(completion.object).toBe('text_completion');
+    expect(completion.id).toMatch(/^cmpl-/);
+    expect(completion.choices.map((choice) => choice.index)).toEqual([0, 1, 2, 3]);
+    expect(new Set(completion.choices.map((choice) => choice.text)).size).toBe(4);
+    expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
+
+    const stream = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'one', stream: true });
+    let text = '';
+    let finishReason: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      finishReason = chunk.choices[0]?.finish_reason ?? finishReason;
+    }
+    expect(text).toMatch(/^Mock completion [0-9a-f]{8}: /);
+    expect(finishReason).toBe('stop');
+  });
+});
+
+describe('embeddings', () => {
+  it('returns the same unit vector as float and as the SDK-decoded base64 default', async () => {
+    const asFloat = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['hello', 'world'], dimensions: 32, encoding_format: 'float' });
+    const asDefault = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['hello', 'world'], dimensions: 32 });
+
+    // The SDK asks for base64 when no format is given; the mock must honour that for the decoding to yield numbers.
+    const recorded = mock.requests().map((request) => JSON.parse(request.body) as { encoding_format?: string });
+    expect(recorded.map((body) => body.encoding_format)).toEqual(['float', 'base64']);
+
+    expect(asFloat.object).toBe('list');
+    expect(asFloat.data).toHaveLength(2);
+    const vector = asFloat.data[0]?.embedding ?? [];
+    expect(vector).toHaveLength(32);
+    expect(Math.hypot(...vector)).toBeCloseTo(1, 5);
+    expect(asDefault.data[0]?.embedding).toEqual(vector);
+    expect(asDefault.data[1]?.embedding).toEqual(asFloat.data[1]?.embedding);
+    expect(asFloat.data[1]?.embedding).not.toEqual(vector);
+    expect(asFloat.usage.prompt_tokens).toBeGreaterThan(0);
+
+    const defaultDimensions = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'hello' });
+    expect(defaultDimensions.data[0]?.embedding).toHaveLength(16);
+  });
+
+  it('rejects empty input with 400', async () => {
+    const error = await client.embeddings.create({ model: 'text-embedding-3-small', input: [] }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as APIError).status).toBe(400);
+    expect((error as APIError).param).toBe('input');
+  });
+});
+
+describe('models and unknown routes', () => {
+  it('lists models and returns one or a 404', async () => {
+    const ids: string[] = [];
+    for await (const model of client.models.list()) ids.push(model.id);
+    expect(ids).toEqual(expect.arrayContaining(['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small', 'gpt-3.5-turbo-instruct']));
+
+    const model = await client.models.retrieve('gpt-4o');
+    expect(model).toMatchObject({ id: 'gpt-4o', object: 'model' });
+
+    const missing = await client.models.retrieve('no-such-model').catch((caught: unknown) => caught);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it('answers unknown paths with OpenAI-shaped 404', async () => {
+    const response = await fetch(`${mock.baseURL}/nothing?x=1`, { method: 'POST' });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({
+      error: { message: 'Invalid URL (POST /v1/nothing)', type: 'invalid_request_error', param: null, code: null },
+    });
+  });
+});
+
+describe('faults', () => {
+  it('surfaces a 429 fault as an APIError with rate-limit headers', async () => {
+    mock.failNext('429');
+    const error = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question }).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    const apiError = error as APIError;
+    expect(apiError.status).toBe(429);
+    expect(apiError.code).toBe('rate_limit_exceeded');
+    expect(apiError.headers?.get('retry-after')).toBe('1');
+    expect(apiError.headers?.get('x-ratelimit-remaining-requests')).toBe('0');
+
+    // The queued fault was used up, so the next request succeeds.
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: question })).resolves.toMatchObject({ object: 'chat.completion' });
+  });
+
+  it('applies a fault named in the x-mock-fault header', async () => {
+    const error = await client.models.list({ headers: { 'x-mock-fault': '503' } }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as APIError).status).toBe(503);
+  });
+
+  it('queues faults through the control route', async () => {
+    const queued = await fetch(`${mock.url}/mock/fail-next`, { method: 'POST', body: JSON.stringify({ fault: '500', count: 2 }) });
+    expect(queued.status).toBe(200);
+
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${mock.baseURL}/models`)).status);
+    expect(statuses).toEqual([500, 500, 200]);
+  });
+
+  it('breaks, garbles or truncates streams on request', async () => {
+    const streamOf = (fault: string) =>
+      client.chat.completions.create({ model: 'gpt-4o-mini', messages: question, stream: true }, { headers: { 'x-mock-fault': fault } });
+    const drain = async (fault: string): Promise<unknown> => {
+      try {
+        for await (const chunk of await streamOf(fault)) void chunk;
+        return 'completed';
+      } catch (caught) {
+        return caught;
+      }
+    };
+
+    expect(await drain('broken-stream')).toBeInstanceOf(Error);
+    expect(await drain('garbage-stream')).toBeInstanceOf(Error);
+
+    const noDone = await fetch(`${mock.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-mock-fault': 'no-done' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: question, stream: true }),
+    });
+    const body = await noDone.text();
+    expect(body).toContain('"finish_reason":"stop"');
+    expect(body).not.toContain('[DONE]');
+
+    // The mock cut these connections itself; that is not a client abort.
+    expect(mock.stats().aborted).toBe(0);
+  });
+});
+
+describe('stats', () => {
+  it('counts requests per route, leaving control routes out', async () => {
+    await client.models.list();
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question });
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question });
+    await fetch(`${mock.url}/mock/stats`);
+
+    const stats = mock.stats();
+    expect(stats.requests).toBe(3);
+    expect(stats.byRoute).toEqual({ 'GET /v1/models': 1, 'POST /v1/chat/completions': 2 });
+    expect(stats.inFlight).toBe(0);
+    expect(mock.requests()).toHaveLength(3);
+    expect(mock.requests()[0]).toMatchObject({ method: 'GET', path: '/v1/models', body: '' });
+
+    const overHttp: unknown = await (await fetch(`${mock.url}/mock/stats`)).json();
+    expect(overHttp).toEqual(stats);
+  });
+
+  it('counts a stream aborted by the client', async () => {
+    const controller = new AbortController();
+    // A long chunk delay keeps the stream unfinished when the client walks away after its first chunk.
+    const stream = await client.chat.completions.create(
+      { model: 'gpt-4o-mini', messages: question, stream: true },
+      { signal: controller.signal, headers: { 'x-mock-chunk-delay-ms': '200' } },
+    );
+    const received: OpenAI.Chat.ChatCompletionChunk[] = [];
+    try {
+      for await (const chunk of stream) {
+        received.push(chunk);
+        controller.abort();
+      }
+    } catch (caught) {
+      expect(caught).toBeInstanceOf(Error);
+    }
+
+    await waitFor(() => mock.stats().aborted === 1);
+    expect(received.length).toBeGreaterThan(0);
+    expect(mock.stats()).toMatchObject({ aborted: 1, inFlight: 0 });
+  });
+
+  it('closes with a stalled request in flight', async () => {
+    const other = await startMockUpstream();
+    const stalled = fetch(`${other.baseURL}/models`, { headers: { 'x-mock-fault': 'stall' } }).catch((caught: unknown) => caught);
+    await waitFor(() => other.stats().inFlight === 1);
+    expect(other.stats().inFlight).toBe(1);
+
+    await other.close();
+    expect(await stalled).toBeInstanceOf(Error);
+    expect(other.stats().inFlight).toBe(0);
+  });
+});

@@ -1,0 +1,57 @@
+// Starts a real Recall on a free loopback port (buildApp, as main does) and keeps its log lines for assertions.
+import type { FastifyInstance } from 'fastify';
+import OpenAI from 'openai';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+
+export interface RunningRecall {
+  app: FastifyInstance;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** url + '/v1', what an SDK's baseURL is set to. */
+  baseURL: string;
+  /** Every log line written so far, as written. */
+  logText(): string;
+  logLines(): Record<string, unknown>[];
+  client(options?: { apiKey?: string; defaultHeaders?: Record<string, string> }): OpenAI;
+  close(): Promise<void>;
+}
+
+/** `settings` are YAML paths (`upstream.url`) → values, applied over the defaults. */
+export async function startRecall(settings: Record<string, unknown>): Promise<RunningRecall> {
+  const config = loadConfig({ env: {}, overrides: { 'server.port': 0, 'log.level': 'info', ...settings } });
+  const lines: string[] = [];
+  const app = await buildApp(config, { logDestination: { write: (line: string) => void lines.push(line) } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('Recall did not bind a TCP port');
+  const url = `http://127.0.0.1:${address.port}`;
+  return {
+    app,
+    url,
+    baseURL: `${url}/v1`,
+    logText: () => lines.join(''),
+    logLines: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
+    client: (options = {}) => new OpenAI({ baseURL: `${url}/v1`, apiKey: options.apiKey ?? 'sk-test-client-key-000', maxRetries: 0, defaultHeaders: options.defaultHeaders }),
+    close: () => app.close(),
+  };
+}
+
+/** Polls `probe` until it returns true or about two seconds pass; for effects that land just after a response. */
+export async function eventually(probe: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await probe()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/** A loopback port with nothing listening on it. */
+export async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

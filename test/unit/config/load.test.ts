@@ -1,0 +1,73 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/config/load.js';
+
+function yamlFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'recall-config-'));
+  const path = join(dir, 'recall.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('loadConfig', () => {
+  it('gives the documented defaults with no file and no environment', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.server).toEqual({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 10_000 });
+    expect(config.upstream.url).toBe('https://api.openai.com/v1');
+    expect(config.upstream.apiKey).toBeUndefined();
+    expect(config.log.level).toBe('info');
+  });
+
+  it('reads the YAML file named by RECALL_CONFIG, and the environment wins over it', () => {
+    const file = yamlFile('server:\n  port: 9001\n  host: 0.0.0.0\nupstream:\n  url: http://127.0.0.1:9/v1/\n  connections: 7\n');
+    const config = loadConfig({ env: { RECALL_CONFIG: file, RECALL_PORT: '9002' } });
+    expect(config.server.port).toBe(9002);
+    expect(config.server.host).toBe('0.0.0.0');
+    expect(config.upstream.url).toBe('http://127.0.0.1:9/v1');
+    expect(config.upstream.connections).toBe(7);
+  });
+
+  it('treats an empty environment variable as unset', () => {
+    expect(loadConfig({ env: { RECALL_UPSTREAM_API_KEY: '', RECALL_PORT: ' ' } }).server.port).toBe(8080);
+  });
+
+  it.each([
+    [{ RECALL_PORT: 'eighty' }, /server\.port \(RECALL_PORT\) = "eighty" from \$RECALL_PORT: must be an integer from 0 to 65535/],
+    [{ RECALL_PORT: '70000' }, /server\.port .*must be an integer from 0 to 65535/],
+    [{ RECALL_UPSTREAM_URL: 'ftp://example.com/v1' }, /upstream\.url .*must be an http:\/\/ or https:\/\/ URL/],
+    [{ RECALL_UPSTREAM_URL: 'not a url' }, /upstream\.url .*"not a url"/],
+    [{ RECALL_LOG_LEVEL: 'loud' }, /log\.level .*must be one of fatal, error, warn, info, debug, trace, silent/],
+  ])('rejects %j with one line naming key, value and what is allowed', (env, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ env });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('rejects unknown keys in the file, naming them', () => {
+    const file = yamlFile('server:\n  prot: 9001\n');
+    expect(() => loadConfig({ env: { RECALL_CONFIG: file } })).toThrow(/unknown key server\.prot/);
+  });
+
+  it('rejects a file that is missing or not YAML', () => {
+    expect(() => loadConfig({ env: { RECALL_CONFIG: '/nonexistent/recall.yaml' } })).toThrow(/cannot be read/);
+    expect(() => loadConfig({ env: { RECALL_CONFIG: yamlFile('server: [unclosed\n') } })).toThrow(/not valid YAML/);
+  });
+
+  it('never prints a secret back in an error', () => {
+    const file = yamlFile('upstream:\n  api_key: [sk-should-not-appear]\n');
+    expect(() => loadConfig({ env: { RECALL_CONFIG: file } })).toThrow(/upstream\.api_key .*\(hidden\)/);
+    try {
+      loadConfig({ env: { RECALL_CONFIG: file } });
+    } catch (err) {
+      expect((err as Error).message).not.toContain('sk-should-not-appear');
+    }
+  });
+});
