@@ -65,7 +65,7 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'upstream.connect_timeout_ms', field: 'upstream.connectTimeoutMs', type: 'integer', default: 10_000, min: 1, max: 600_000,
     doc: 'Time to open a TCP/TLS connection to the upstream before answering 504.' },
   { yaml: 'upstream.headers_timeout_ms', field: 'upstream.headersTimeoutMs', type: 'integer', default: 600_000, min: 1, max: 3_600_000,
-    doc: 'Time to wait for the upstream response headers (the whole answer, for non-streaming requests) before answering 504.' },
+    doc: "Time to wait for the upstream's response headers before answering 504 (non-streaming answers arrive whole)." },
   { yaml: 'upstream.body_timeout_ms', field: 'upstream.bodyTimeoutMs', type: 'integer', default: 300_000, min: 1, max: 3_600_000,
     doc: 'Longest silence between two pieces of an upstream response body before it is abandoned.' },
   { yaml: 'upstream.keep_alive_timeout_ms', field: 'upstream.keepAliveTimeoutMs', type: 'integer', default: 60_000, min: 1, max: 3_600_000,
