@@ -2,6 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 
 export interface RequestContext {
+  /** performance.now() when the request arrived. */
+  startedAt: number;
   /** The body bytes exactly as the client sent them (JSON routes only). */
   rawBody: Buffer | undefined;
   /** Time spent on the upstream call, from sending to the last byte of its answer. */
@@ -19,7 +21,7 @@ declare module 'fastify' {
 export function registerRequestContext(app: FastifyInstance): void {
   app.decorateRequest('recall', null as unknown as RequestContext);
   app.addHook('onRequest', (request, _reply, done) => {
-    request.recall = { rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined };
+    request.recall = { startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined };
     done();
   });
 }

@@ -29,6 +29,18 @@ describe('request log', () => {
     expect(line.upstream_ms as number).toBeLessThanOrEqual(line.duration_ms as number);
   });
 
+  it('logs a client that leaves mid-stream as status 499', async () => {
+    const controller = new AbortController();
+    const stream = await recall.client().chat.completions.create(
+      { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'leave early' }], stream: true },
+      { headers: { 'x-mock-chunk-delay-ms': '100' }, signal: controller.signal },
+    );
+    await stream[Symbol.asyncIterator]().next();
+    controller.abort();
+    await eventually(() => recall.logLines().some((l) => l.msg === 'request' && l.status === 499), 'the abandoned request was logged');
+    expect(recall.logLines().filter((l) => l.status === 499)).toHaveLength(1);
+  });
+
   it('never writes a key, whatever carries it and whatever goes wrong', async () => {
     const sdk = recall.client({ apiKey: SECRETS[0] });
     await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
@@ -47,7 +59,7 @@ describe('request log', () => {
     await fetch(`${orphan.url}/readyz`);
     await orphan.close();
 
-    await eventually(() => recall.logLines().filter((l) => l.msg === 'request').length >= 8, 'every request was logged');
+    await eventually(() => recall.logLines().filter((l) => l.msg === 'request').length >= 9, 'every request was logged');
     const everything = recall.logText() + orphan.logText();
     expect(everything).toContain('upstream stream failed');
     expect(orphan.logText()).toContain('ECONNREFUSED');
