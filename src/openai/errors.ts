@@ -17,6 +17,8 @@ export const ERROR_CATALOG = {
   invalidParameter: { status: 400, type: 'invalid_request_error', code: 'invalid_parameter' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
+  clientClosedRequest: { status: 499, type: 'invalid_request_error', code: 'client_closed_request' },
   shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
   upstreamUnreachable: { status: 502, type: 'api_error', code: 'upstream_unreachable' },
   upstreamBrokenResponse: { status: 502, type: 'api_error', code: 'upstream_broken_response' },

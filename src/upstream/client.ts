@@ -48,11 +48,6 @@ export class UpstreamClient {
     });
   }
 
-  /** The upstream's URL for a client path, for messages and logs. */
-  describe(path: string): string {
-    return new URL(this.settings.url).origin + this.basePath + path;
-  }
-
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
     try {
       const response = await this.pool.request({
@@ -113,6 +108,9 @@ const TIMEOUTS: Record<string, { setting: string; what: string }> = {
 export function asUpstreamError(err: unknown, settings: RecallConfig['upstream']): RecallError {
   if (err instanceof RecallError) return err;
   const failure = err as { code?: string; message?: string; name?: string; cause?: unknown };
+  if (failure.code === 'UND_ERR_ABORTED' || failure.name === 'AbortError') {
+    return new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.', null, { cause: err });
+  }
   const timeout = failure.code === undefined ? undefined : TIMEOUTS[failure.code];
   const origin = new URL(settings.url).host;
   if (timeout) {

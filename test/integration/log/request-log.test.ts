@@ -41,6 +41,19 @@ describe('request log', () => {
     expect(recall.logLines().filter((l) => l.status === 499)).toHaveLength(1);
   });
 
+  it('a client that leaves before the upstream answers is a 499 in the log, not an error', async () => {
+    const controller = new AbortController();
+    const pending = recall.client().chat.completions.create(
+      { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'too slow for me' }] },
+      { headers: { 'x-mock-latency-ms': '2000' }, signal: controller.signal },
+    ).catch((e: unknown) => e);
+    await eventually(() => mock.stats().inFlight === 1, 'the upstream got the request');
+    controller.abort();
+    await pending;
+    await eventually(() => mock.stats().aborted === 2 && recall.logLines().filter((l) => l.status === 499).length === 2, 'the abandoned request was logged');
+    expect(recall.logLines().filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
   it('never writes a key, whatever carries it and whatever goes wrong', async () => {
     const sdk = recall.client({ apiKey: SECRETS[0] });
     await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
@@ -59,7 +72,7 @@ describe('request log', () => {
     await fetch(`${orphan.url}/readyz`);
     await orphan.close();
 
-    await eventually(() => recall.logLines().filter((l) => l.msg === 'request').length >= 9, 'every request was logged');
+    await eventually(() => recall.logLines().filter((l) => l.msg === 'request').length >= 10, 'every request was logged');
     const everything = recall.logText() + orphan.logText();
     expect(everything).toContain('upstream stream failed');
     expect(orphan.logText()).toContain('ECONNREFUSED');
