@@ -18,8 +18,12 @@ const KEY_LIKE = [
   /([?&](?:api[-_]?key|key|token|access_token|secret)=)[^&"\s]*/gi,
 ];
 
+// One cheap pass decides whether a line needs the four scrubbing passes; most request lines do not.
+const MAY_HOLD_SECRET = /[spr]k-|bearer|basic|key|token|secret|passw/i;
+
 /** Replaces anything that looks like a credential; applied to each serialized log line. */
 export function scrubSecrets(line: string): string {
+  if (!MAY_HOLD_SECRET.test(line)) return line;
   let out = line;
   out = out.replace(KEY_LIKE[0]!, REDACTED);
   out = out.replace(KEY_LIKE[1]!, `$1 ${REDACTED}`);

@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
-import { abortWhenClientLeaves, isEventStream, relayBuffered, relayEventStream, relayPiped } from './relay.js';
+import { ClientDeparture, isEventStream, relayBuffered, relayEventStream, relayPiped } from './relay.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
@@ -21,7 +21,7 @@ export class Forwarder {
   ) {}
 
   async forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
-    const signal = abortWhenClientLeaves(reply);
+    const signal = new ClientDeparture(reply.raw);
     const sentAt = performance.now();
     const response = await this.upstream.send({
       method: request.method,

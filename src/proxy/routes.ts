@@ -13,14 +13,12 @@ export interface ProxyRouteDeps {
   bodyLimitBytes: number;
 }
 
-/** JSON schema of the cached routes' bodies; field-level rules (issue 7) extend it. */
-const JSON_OBJECT_BODY = { type: 'object' } as const;
-
 export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): Promise<void> {
   await app.register(async (cached) => {
     registerJsonBodyParser(cached, deps.bodyLimitBytes);
     for (const path of Object.keys(CACHED_ROUTES)) {
-      cached.post(path, { schema: { body: JSON_OBJECT_BODY } }, (request, reply) => {
+      // The body parser already guarantees a JSON object; field-level schemas arrive with input hardening.
+      cached.post(path, (request, reply) => {
         if (request.recall.rawBody === undefined) throw invalidJson('the body is empty');
         return deps.pipeline.handle(request, reply);
       });

@@ -1,8 +1,9 @@
 // The connection to the upstream API: one keep-alive undici Pool, path mapping under the configured base URL,
 // and the translation of transport failures into Recall's 502/504 errors.
-import type { Readable } from 'node:stream';
+import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
-import { Pool } from 'undici';
+import type { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
 import type { RecallConfig } from '../config/schema.js';
 import { RecallError } from '../openai/errors.js';
 import type { HeaderMap } from './headers.js';
@@ -13,13 +14,14 @@ export interface UpstreamRequest {
   path: string;
   headers: HeaderMap;
   body?: Buffer | Readable | undefined;
-  signal?: AbortSignal | undefined;
+  /** Aborts the call: an AbortSignal, or an EventEmitter with `aborted` that emits 'abort' (undici takes both). */
+  signal?: AbortSignal | (EventEmitter & { aborted: boolean }) | undefined;
 }
 
 export interface UpstreamResponse {
   status: number;
   headers: IncomingHttpHeaders;
-  body: Readable;
+  body: Dispatcher.ResponseData['body'];
 }
 
 export interface ProbeResult {

@@ -16,7 +16,7 @@ const RECALL_PREFIX = 'x-recall-';
 
 /** Header names listed in `Connection: a, b` are hop-by-hop for this message too. */
 function connectionTokens(connection: string | string[] | undefined): Set<string> | undefined {
-  if (connection === undefined) return undefined;
+  if (connection === undefined || connection === 'keep-alive' || connection === 'close') return undefined;
   const text = Array.isArray(connection) ? connection.join(',') : connection;
   const tokens = text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive');
   return tokens.length === 0 ? undefined : new Set(tokens);
