@@ -13,6 +13,9 @@ import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
 import { UpstreamClient } from './upstream/client.js';
+import { ExactTier } from './cache/exact-tier.js';
+import { MemoryStore } from './cache/memory-store.js';
+import { TenantResolver } from './cache/tenant.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -30,7 +33,10 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
 
   const upstream = new UpstreamClient(config.upstream);
   const forwarder = new Forwarder(upstream, config.upstream);
-  const pipeline = new Pipeline(forwarder);
+  const store = new MemoryStore(config.cache.memory);
+  const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes);
+  const tenants = new TenantResolver(config.cache.scope, config.cache.tenantSecret);
+  const pipeline = new Pipeline({ forwarder, tenants, exact, cache: config.cache });
 
   let shuttingDown = false;
   app.addHook('preClose', (done) => {
@@ -44,6 +50,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     done();
   });
   app.addHook('onClose', async () => {
+    await store.close();
     await upstream.close();
   });
 

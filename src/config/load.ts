@@ -119,6 +119,13 @@ function coerce(setting: Setting, value: unknown, origin: string): unknown {
     case 'string':
       if (typeof value !== 'string' && typeof value !== 'number') return fail('a string');
       return String(value);
+    case 'boolean': {
+      if (typeof value === 'boolean') return value;
+      const text = String(value).trim().toLowerCase();
+      if (['true', 'on', 'yes', '1'].includes(text)) return true;
+      if (['false', 'off', 'no', '0'].includes(text)) return false;
+      return fail(describeAllowed(setting));
+    }
     case 'url': {
       if (typeof value !== 'string') return fail(describeAllowed(setting));
       let url: URL;
@@ -146,6 +153,8 @@ export function describeAllowed(setting: Setting): string {
       return `an integer from ${setting.min} to ${setting.max}`;
     case 'string':
       return 'a string';
+    case 'boolean':
+      return 'true or false';
     case 'url':
       return 'an http:// or https:// URL';
     case 'enum':

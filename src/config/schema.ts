@@ -21,6 +21,15 @@ export interface RecallConfig {
     keepAliveTimeoutMs: number;
     probeTtlMs: number;
   };
+  cache: {
+    ttlSeconds: number;
+    scope: 'tenant' | 'shared';
+    tenantSecret: string | undefined;
+    maxEntryBytes: number;
+    cacheMultipleChoices: boolean;
+    cacheNonzeroTemperature: boolean;
+    memory: { maxEntries: number; maxBytes: number };
+  };
   log: {
     level: LogLevel;
   };
@@ -40,6 +49,7 @@ interface SettingBase {
 export type Setting =
   | (SettingBase & { type: 'integer'; default: number; min: number; max: number })
   | (SettingBase & { type: 'string'; default: string | undefined })
+  | (SettingBase & { type: 'boolean'; default: boolean })
   | (SettingBase & { type: 'url'; default: string })
   | (SettingBase & { type: 'enum'; default: string; values: readonly string[] });
 
@@ -72,6 +82,22 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'How long an idle upstream connection is kept open.' },
   { yaml: 'upstream.probe_ttl_ms', field: 'upstream.probeTtlMs', type: 'integer', default: 5_000, min: 0, max: 600_000,
     doc: 'How long /readyz reuses the result of its upstream reachability probe.' },
+  { yaml: 'cache.ttl_seconds', field: 'cache.ttlSeconds', env: 'RECALL_CACHE_TTL', type: 'integer', default: 86_400, min: 1, max: 31_536_000,
+    doc: 'How long a stored answer lives, in seconds, unless the request sets X-Recall-TTL.' },
+  { yaml: 'cache.scope', field: 'cache.scope', type: 'enum', default: 'tenant', values: ['tenant', 'shared'],
+    doc: 'tenant: each API key has its own partition (an HMAC of the key). shared: every client reads and fills one partition.' },
+  { yaml: 'cache.tenant_secret', field: 'cache.tenantSecret', type: 'string', default: undefined, secret: true,
+    doc: 'Secret of the HMAC that turns API keys into partitions; unset: a random one per process (fine for the in-memory store).' },
+  { yaml: 'cache.max_entry_bytes', field: 'cache.maxEntryBytes', type: 'integer', default: 1024 * 1024, min: 1024, max: 64 * MB,
+    doc: 'Answers larger than this are served but not stored.' },
+  { yaml: 'cache.cache_multiple_choices', field: 'cache.cacheMultipleChoices', type: 'boolean', default: true,
+    doc: 'Cache requests with n > 1 (a repeat then gets the same set of choices).' },
+  { yaml: 'cache.cache_nonzero_temperature', field: 'cache.cacheNonzeroTemperature', type: 'boolean', default: true,
+    doc: 'Cache requests sampled with temperature > 0 (a repeat then gets the same sample, not a new one).' },
+  { yaml: 'cache.memory.max_entries', field: 'cache.memory.maxEntries', type: 'integer', default: 50_000, min: 1, max: 100_000_000,
+    doc: 'Most entries the in-memory store keeps; the least recently used go first.' },
+  { yaml: 'cache.memory.max_bytes', field: 'cache.memory.maxBytes', type: 'integer', default: 256 * MB, min: 1024 * 1024, max: 1024 * 1024 * MB,
+    doc: 'Most bytes the in-memory store keeps; the least recently used go first.' },
   { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,
     doc: 'pino log level.' },
 ];

@@ -15,6 +15,7 @@ export const ERROR_CATALOG = {
   invalidJson: { status: 400, type: 'invalid_request_error', code: 'invalid_json' },
   invalidBody: { status: 400, type: 'invalid_request_error', code: 'invalid_body' },
   invalidParameter: { status: 400, type: 'invalid_request_error', code: 'invalid_parameter' },
+  invalidHeader: { status: 400, type: 'invalid_request_error', code: 'invalid_header' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.

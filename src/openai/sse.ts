@@ -1,6 +1,7 @@
 // Server-sent events as OpenAI streams them: whole-event framing for relays, and the error event a client sees
 // when a stream fails after its headers were sent.
 import type { OpenAIErrorBody } from './errors.js';
+import { isRecord } from './wire.js';
 
 const LF_LF = Buffer.from('\n\n');
 const LF_CRLF = Buffer.from('\n\r\n');
@@ -40,6 +41,29 @@ export class SseEventFramer {
 function lastBoundary(data: Buffer, separator: Buffer): number {
   const at = data.lastIndexOf(separator);
   return at === -1 ? -1 : at + separator.length;
+}
+
+const EMPTY_CHOICES = Buffer.from('"choices":[]');
+
+/**
+ * Drops the usage-only chunk (`"choices":[]` plus `usage`) from whole events. Recall asks the upstream for usage so
+ * that every stored entry has it; a client that did not ask must not get a chunk without choices.
+ */
+export function withoutUsageChunk(events: Buffer): Buffer {
+  if (events.indexOf(EMPTY_CHOICES) === -1) return events;
+  const kept = events.toString('utf8').split(/(?<=\n\r?\n)/).filter((event) => !isUsageOnlyEvent(event));
+  return Buffer.from(kept.join(''), 'utf8');
+}
+
+function isUsageOnlyEvent(event: string): boolean {
+  const data = /^data: ?(.*)$/m.exec(event)?.[1];
+  if (data === undefined) return false;
+  try {
+    const chunk: unknown = JSON.parse(data);
+    return isRecord(chunk) && Array.isArray(chunk.choices) && chunk.choices.length === 0 && isRecord(chunk.usage);
+  } catch {
+    return false;
+  }
 }
 
 /** An event the openai SDKs turn into an APIError (`data: {"error":{…}}`). */

@@ -5,13 +5,17 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
-import { ClientDeparture, isEventStream, relayBuffered, relayEventStream, relayPiped } from './relay.js';
+import { ClientDeparture, isEventStream, relayBuffered, relayEventStream, relayPiped, type AnswerCapture } from './relay.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
   body: Buffer | Readable | undefined;
   /** JSON answers are read whole (Recall needs them, and a broken body becomes a clean error). */
   readJsonWhole: boolean;
+  /** Sees 2xx answers on their way to the client, to fill the cache. */
+  capture?: AnswerCapture | undefined;
+  /** The upstream was asked for usage on the client's behalf; the usage-only chunk is not relayed. */
+  hideUsageChunk?: boolean;
 }
 
 export class Forwarder {
@@ -34,7 +38,7 @@ export class Forwarder {
       body: options.body,
       signal,
     });
-    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, capture: options.capture, hideUsageChunk: options.hideUsageChunk === true };
     if (isEventStream(response)) return relayEventStream(relay);
     return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
   }

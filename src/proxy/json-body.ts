@@ -2,8 +2,7 @@
 // object, and turns anything that is not a JSON object into a 400 that says what is wrong.
 import type { FastifyInstance } from 'fastify';
 import { RecallError, invalidJson } from '../openai/errors.js';
-
-export type JsonObject = Record<string, unknown>;
+import type { JsonObject } from '../openai/wire.js';
 
 /** Accepts any content type as JSON, as OpenAI's API does for clients that forget the header. */
 export function registerJsonBodyParser(app: FastifyInstance, limitBytes: number): void {

@@ -1,9 +1,18 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
-// Each stage is a call into its own module. The cache, coalescing and limit stages arrive with their issues;
-// today a request goes straight to the upstream stage.
+// Each stage is a call into its own module. Rate limits, the semantic tier and in-flight joins arrive with their
+// issues; embeddings are forwarded uncached until per-input caching exists.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Forwarder } from './forward.js';
+import { markForwarded, type ForwardReason } from '../cache/cache-status.js';
+import type { ExactTier } from '../cache/exact-tier.js';
+import { CacheFill } from '../cache/fill.js';
+import { cacheKey } from '../cache/key.js';
+import { readPolicy } from '../cache/policy.js';
+import type { TenantResolver } from '../cache/tenant.js';
+import type { RecallConfig } from '../config/schema.js';
+import { sendCachedAnswer } from './cached-answer.js';
+import type { ForwardOptions, Forwarder } from './forward.js';
+import { isRecord, type JsonObject } from '../openai/wire.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
@@ -14,10 +23,74 @@ export const CACHED_ROUTES = {
 
 export type CachedRoute = (typeof CACHED_ROUTES)[keyof typeof CACHED_ROUTES];
 
-export class Pipeline {
-  constructor(private readonly forwarder: Forwarder) {}
+export interface PipelineDeps {
+  forwarder: Forwarder;
+  tenants: TenantResolver;
+  exact: ExactTier;
+  cache: RecallConfig['cache'];
+  now?: () => number;
+}
 
-  handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    return this.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true });
+export class Pipeline {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.now = deps.now ?? Date.now;
   }
+
+  async handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
+    const body = request.body as JsonObject;
+    const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
+    if (route === 'embeddings' || !this.cacheable(body)) return this.forward(request, reply, 'bypass');
+    if (!policy.read && !policy.write) return this.forward(request, reply, 'bypass');
+
+    const tenant = this.deps.tenants.tenantOf(request.headers);
+    const key = cacheKey({ route, tenant, namespace: policy.namespace, body });
+
+    let reason: 'miss' | 'request' | 'stale' = 'request';
+    if (policy.read) {
+      const lookup = await this.deps.exact.lookup(key, policy);
+      if (lookup.outcome === 'hit') {
+        try {
+          const answer = sendCachedAnswer(reply, lookup.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body) }, this.now());
+          request.recall.cacheOutcome = 'HIT';
+          return answer;
+        } catch (err) {
+          request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
+          await this.deps.exact.forget(key);
+        }
+      }
+      reason = lookup.outcome === 'stale' ? 'stale' : 'miss';
+    }
+
+    if (!policy.write) return this.forward(request, reply, reason);
+    const fill = new CacheFill(this.deps.exact, key, policy.ttlS, route, reply);
+    // Every entry must carry usage, whichever form filled it: a streamed miss asks the upstream for the usage chunk
+    // and keeps it from a client that did not ask for it.
+    if (body.stream === true && !includesUsage(body)) {
+      const withUsage = { ...body, stream_options: { ...(isRecord(body.stream_options) ? body.stream_options : {}), include_usage: true } };
+      return this.forward(request, reply, reason, { capture: fill, body: Buffer.from(JSON.stringify(withUsage)), hideUsageChunk: true });
+    }
+    return this.forward(request, reply, reason, { capture: fill });
+  }
+
+  private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason, options: Partial<ForwardOptions> = {}): Promise<FastifyReply> {
+    markForwarded(reply, reason);
+    request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, ...options });
+  }
+
+  /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */
+  private cacheable(body: JsonObject): boolean {
+    if (!this.deps.cache.cacheMultipleChoices && typeof body.n === 'number' && body.n > 1) return false;
+    // OpenAI samples at temperature 1 when none is given.
+    const temperature = typeof body.temperature === 'number' ? body.temperature : 1;
+    if (!this.deps.cache.cacheNonzeroTemperature && temperature > 0) return false;
+    return true;
+  }
+}
+
+function includesUsage(body: JsonObject): boolean {
+  return isRecord(body.stream_options) && body.stream_options.include_usage === true;
 }

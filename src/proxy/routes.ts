@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { invalidJson } from '../openai/errors.js';
+import { markForwarded } from '../cache/cache-status.js';
 import type { Forwarder } from './forward.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { CACHED_ROUTES, type Pipeline } from './pipeline.js';
@@ -29,6 +30,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): P
     passthrough.removeAllContentTypeParsers();
     passthrough.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
     passthrough.all('/v1/*', (request, reply) => {
+      markForwarded(reply, 'bypass');
       const upload = request.body as Readable | undefined;
       return deps.forwarder.forward(request, reply, { body: upload, readJsonWhole: false });
     });

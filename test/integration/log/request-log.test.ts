@@ -23,10 +23,14 @@ describe('request log', () => {
     await recall.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'log me' }] });
     await eventually(() => recall.logLines().filter((l) => l.msg === 'request').length === before + 1, 'the request was logged');
     const line = recall.logLines().filter((l) => l.msg === 'request').at(-1)!;
-    expect(line).toMatchObject({ method: 'POST', route: '/v1/chat/completions', status: 200, cache: null });
+    expect(line).toMatchObject({ method: 'POST', route: '/v1/chat/completions', status: 200, cache: 'MISS' });
     expect(typeof line.duration_ms).toBe('number');
     expect(typeof line.upstream_ms).toBe('number');
     expect(line.upstream_ms as number).toBeLessThanOrEqual(line.duration_ms as number);
+
+    await recall.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'log me' }] });
+    await eventually(() => recall.logLines().filter((l) => l.msg === 'request').length === before + 2, 'the hit was logged');
+    expect(recall.logLines().filter((l) => l.msg === 'request').at(-1)).toMatchObject({ status: 200, cache: 'HIT', upstream_ms: null });
   });
 
   it('logs a client that leaves mid-stream as status 499', async () => {

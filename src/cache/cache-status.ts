@@ -1,0 +1,36 @@
+// The response headers that tell a client what the cache did: X-Recall-Cache and RFC 9211's Cache-Status
+// (`recall; hit; ttl=…`, `recall; fwd=miss; stored`, …), plus Age on hits.
+import type { FastifyReply } from 'fastify';
+
+export type CacheOutcome = 'HIT' | 'MISS' | 'BYPASS';
+
+/** Why a request went forward (RFC 9211 `fwd`): not found, the request forbade reading, found too old, not cacheable. */
+export type ForwardReason = 'miss' | 'request' | 'stale' | 'bypass';
+
+const CACHE_NAME = 'recall';
+
+export function markHit(reply: FastifyReply, ageS: number, ttlS: number): void {
+  reply.header('x-recall-cache', 'HIT');
+  reply.header('cache-status', `${CACHE_NAME}; hit; ttl=${ttlS}`);
+  reply.header('age', String(ageS));
+}
+
+/** Headers of an answer that comes from the upstream; `stored` only when known before the answer is sent. */
+export function markForwarded(reply: FastifyReply, reason: ForwardReason, stored = false, detail?: string): void {
+  reply.header('x-recall-cache', reason === 'bypass' ? 'BYPASS' : 'MISS');
+  let status = `${CACHE_NAME}; fwd=${reason}`;
+  if (stored) status += '; stored';
+  if (detail !== undefined) status += `; detail=${detail}`;
+  reply.header('cache-status', status);
+}
+
+/** Adds `; stored` once a JSON answer has been stored, before it is sent. */
+export function markStored(reply: FastifyReply): void {
+  const current = reply.getHeader('cache-status');
+  if (typeof current === 'string' && !current.includes('; stored')) reply.header('cache-status', current.replace(/(; fwd=\w+)/, '$1; stored'));
+}
+
+export function outcomeOf(reply: FastifyReply): CacheOutcome | undefined {
+  const value = reply.getHeader('x-recall-cache');
+  return value === 'HIT' || value === 'MISS' || value === 'BYPASS' ? value : undefined;
+}

@@ -1,0 +1,64 @@
+// The exact tier: looks a key up in the store and fills it, failing open. A store that errors or is slow turns
+// into a miss with a rate-limited warning; a request never fails because the cache did.
+import type { FastifyBaseLogger } from 'fastify';
+import type { CachePolicy } from './policy.js';
+import type { CacheEntry, CacheStore } from './store.js';
+
+export type Lookup =
+  | { outcome: 'hit'; entry: CacheEntry }
+  | { outcome: 'miss' }
+  /** Found, but older than the request's max-age. */
+  | { outcome: 'stale' }
+  /** The store failed; treated as a miss. */
+  | { outcome: 'error' };
+
+const WARNING_INTERVAL_MS = 10_000;
+
+export class ExactTier {
+  private lastWarningAt = 0;
+
+  constructor(
+    private readonly store: CacheStore,
+    private readonly log: FastifyBaseLogger,
+    private readonly maxEntryBytes: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async lookup(key: string, policy: CachePolicy): Promise<Lookup> {
+    let entry: CacheEntry | undefined;
+    try {
+      entry = await this.store.get(key);
+    } catch (err) {
+      this.warn(err, 'cache lookup failed; answering from the upstream');
+      return { outcome: 'error' };
+    }
+    if (entry === undefined) return { outcome: 'miss' };
+    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) return { outcome: 'stale' };
+    return { outcome: 'hit', entry };
+  }
+
+  /** Stores a JSON answer; false when it is too large or the store failed. */
+  async save(key: string, body: Buffer, ttlS: number): Promise<boolean> {
+    if (body.length > this.maxEntryBytes) return false;
+    const storedAt = this.now();
+    try {
+      await this.store.set(key, { body, storedAt, expiresAt: storedAt + ttlS * 1000 });
+      return true;
+    } catch (err) {
+      this.warn(err, 'cache store failed; the answer was served but not stored');
+      return false;
+    }
+  }
+
+  /** Drops an entry that turned out unusable; failures only mean it expires on its own. */
+  async forget(key: string): Promise<void> {
+    await this.store.delete(key).catch(() => false);
+  }
+
+  private warn(err: unknown, message: string): void {
+    const now = this.now();
+    if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;
+    this.lastWarningAt = now;
+    this.log.warn({ err, store: this.store.kind }, message);
+  }
+}

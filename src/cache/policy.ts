@@ -1,0 +1,60 @@
+// Per-request cache controls, read from headers so that SDKs set them with `defaultHeaders` and bodies stay
+// OpenAI's: Cache-Control no-cache / no-store / max-age, X-Recall-TTL, X-Recall-Namespace.
+import type { IncomingHttpHeaders } from 'node:http';
+import { RecallError } from '../openai/errors.js';
+
+export interface CachePolicy {
+  /** Look the request up (false for `no-cache` and `no-store`). */
+  read: boolean;
+  /** Store the answer (false for `no-store`). */
+  write: boolean;
+  /** Accept only entries younger than this many seconds (`max-age=N`). */
+  maxAgeS: number | undefined;
+  /** How long a stored answer lives. */
+  ttlS: number;
+  namespace: string;
+}
+
+export const DEFAULT_NAMESPACE = 'default';
+const NAMESPACE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const MAX_TTL_S = 365 * 24 * 3600;
+
+export function readPolicy(headers: IncomingHttpHeaders, defaultTtlS: number): CachePolicy {
+  const policy: CachePolicy = { read: true, write: true, maxAgeS: undefined, ttlS: defaultTtlS, namespace: DEFAULT_NAMESPACE };
+  const cacheControl = headers['cache-control'];
+  if (cacheControl !== undefined) applyCacheControl(policy, cacheControl);
+  const ttl = headers['x-recall-ttl'];
+  if (ttl !== undefined) policy.ttlS = seconds(ttl, 'X-Recall-TTL', 1);
+  const namespace = headers['x-recall-namespace'];
+  if (namespace !== undefined) {
+    if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) {
+      throw new RecallError('invalidHeader', 'X-Recall-Namespace must be 1 to 64 characters of letters, digits and . _ : -', 'X-Recall-Namespace');
+    }
+    policy.namespace = namespace;
+  }
+  return policy;
+}
+
+function applyCacheControl(policy: CachePolicy, header: string): void {
+  for (const directive of header.split(',')) {
+    const [rawName, rawValue] = directive.split('=', 2) as [string, string | undefined];
+    const name = rawName.trim().toLowerCase();
+    if (name === 'no-store') {
+      policy.read = false;
+      policy.write = false;
+    } else if (name === 'no-cache') {
+      policy.read = false;
+    } else if (name === 'max-age') {
+      policy.maxAgeS = seconds(rawValue?.trim().replace(/^"(.*)"$/, '$1'), 'Cache-Control max-age', 0);
+    }
+    // Other directives (private, s-maxage, …) mean nothing to a cache in front of one client's API calls.
+  }
+}
+
+function seconds(value: string | string[] | undefined, name: string, min: number): number {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || !/^\d{1,10}$/.test(text.trim()) || Number(text) < min || Number(text) > MAX_TTL_S) {
+    throw new RecallError('invalidHeader', `${name} must be a whole number of seconds from ${min} to ${MAX_TTL_S}.`, name);
+  }
+  return Number(text);
+}

@@ -1,0 +1,20 @@
+// The interface every exact-tier store implements (memory now, Redis with scale-out), and the entry it holds.
+
+/** One cached answer: the non-streaming JSON body, whichever form filled it, and when it was stored. */
+export interface CacheEntry {
+  /** The JSON answer exactly as served to a non-streaming request. */
+  body: Buffer;
+  /** Epoch milliseconds. */
+  storedAt: number;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+}
+
+export interface CacheStore {
+  readonly kind: 'memory' | 'redis';
+  get(key: string): Promise<CacheEntry | undefined>;
+  set(key: string, entry: CacheEntry): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  clear(): Promise<void>;
+  close(): Promise<void>;
+}

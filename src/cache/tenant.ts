@@ -1,0 +1,37 @@
+// Whose cache partition a request reads and fills: an HMAC-SHA256 of the client's API key under a server secret,
+// so tenants never share entries and the key itself is never kept. `cache.scope: shared` is the explicit opt-in.
+import { createHmac, randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type CacheScope = 'tenant' | 'shared';
+
+/** The partition of requests that carry no key (they all go upstream with the configured key, if any). */
+export const ANONYMOUS_TENANT = 'anonymous';
+export const SHARED_TENANT = 'shared';
+
+export class TenantResolver {
+  private readonly secret: Buffer;
+
+  constructor(private readonly scope: CacheScope, secret: string | undefined) {
+    // Without a configured secret the partition only has to hold for this process's lifetime, as the memory store does.
+    this.secret = secret === undefined ? randomBytes(32) : Buffer.from(secret, 'utf8');
+  }
+
+  tenantOf(headers: IncomingHttpHeaders): string {
+    if (this.scope === 'shared') return SHARED_TENANT;
+    const credential = clientCredential(headers);
+    if (credential === undefined) return ANONYMOUS_TENANT;
+    return createHmac('sha256', this.secret).update(credential).digest('hex').slice(0, 32);
+  }
+}
+
+/** The API key a client sent: `Authorization: Bearer …` (the whole header for other schemes) or Azure's `api-key`. */
+function clientCredential(headers: IncomingHttpHeaders): string | undefined {
+  const authorization = headers.authorization;
+  if (authorization !== undefined && authorization !== '') {
+    return authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : authorization;
+  }
+  const apiKey = headers['api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return `api-key:${apiKey}`;
+  return undefined;
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../../src/cache/memory-store.js';
+
+const entry = (text: string, storedAt: number, ttlMs = 60_000) => ({ body: Buffer.from(text), storedAt, expiresAt: storedAt + ttlMs });
+
+describe('MemoryStore', () => {
+  it('returns what was set until it expires', async () => {
+    let now = 1_000;
+    const store = new MemoryStore({ maxEntries: 10, maxBytes: 1e6 }, () => now);
+    await store.set('k', entry('v', now, 5_000));
+    expect((await store.get('k'))?.body.toString()).toBe('v');
+    now += 5_000;
+    expect(await store.get('k')).toBeUndefined();
+    expect(store.size).toBe(0);
+    expect(store.sizeBytes).toBe(0);
+  });
+
+  it('evicts the least recently used entry past the entry limit', async () => {
+    const store = new MemoryStore({ maxEntries: 2, maxBytes: 1e6 }, () => 0);
+    await store.set('a', entry('1', 0));
+    await store.set('b', entry('2', 0));
+    await store.get('a');
+    await store.set('c', entry('3', 0));
+    expect(await store.get('b')).toBeUndefined();
+    expect(await store.get('a')).toBeDefined();
+    expect(await store.get('c')).toBeDefined();
+    expect(store.evictions).toBe(1);
+  });
+
+  it('keeps its byte total within the limit', async () => {
+    const store = new MemoryStore({ maxEntries: 1000, maxBytes: 2_000 }, () => 0);
+    for (let i = 0; i < 20; i++) await store.set(`k${i}`, entry('x'.repeat(300), 0));
+    expect(store.sizeBytes).toBeLessThanOrEqual(2_000);
+    expect(store.size).toBeGreaterThan(0);
+    expect(await store.get('k19')).toBeDefined();
+    expect(await store.get('k0')).toBeUndefined();
+  });
+
+  it('replaces, deletes and clears', async () => {
+    const store = new MemoryStore({ maxEntries: 10, maxBytes: 1e6 }, () => 0);
+    await store.set('k', entry('one', 0));
+    await store.set('k', entry('two', 0));
+    expect(store.size).toBe(1);
+    expect((await store.get('k'))?.body.toString()).toBe('two');
+    expect(await store.delete('k')).toBe(true);
+    expect(await store.delete('k')).toBe(false);
+    await store.set('k', entry('three', 0));
+    await store.clear();
+    expect(store.size).toBe(0);
+    expect(store.sizeBytes).toBe(0);
+  });
+});
