@@ -37,6 +37,11 @@ export class ExactTier {
     return { outcome: 'hit', entry };
   }
 
+  /** Looks several keys up at once (per-input embeddings); each result fails open on its own, in the order given. */
+  lookupMany(keys: readonly string[], policy: CachePolicy): Promise<Lookup[]> {
+    return Promise.all(keys.map((key) => this.lookup(key, policy)));
+  }
+
   /** Stores a JSON answer; false when it is too large or the store failed. */
   async save(key: string, body: Buffer, ttlS: number): Promise<boolean> {
     if (body.length > this.maxEntryBytes) return false;

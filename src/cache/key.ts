@@ -82,12 +82,15 @@ export interface KeyParts {
   body: Readonly<Record<string, unknown>>;
 }
 
-/** The hex SHA-256 key of a request. */
+/**
+ * The key of a request: `<namespace>:<hex SHA-256>`. The namespace stands in clear in front so that an operator can
+ * purge one namespace by prefix; it is also inside the hash, so the two cannot disagree.
+ */
 export function cacheKey(parts: KeyParts): string {
   const hash = createHash('sha256');
   hash.update(KEY_VERSION).update('\0').update(parts.route).update('\0').update(parts.tenant).update('\0')
     .update(parts.namespace).update('\0').update(canonicalBody(parts.route, parts.body));
-  return hash.digest('hex');
+  return `${parts.namespace}:${hash.digest('hex')}`;
 }
 
 /** The body with ignored fields removed, as canonical JSON. */

@@ -34,6 +34,7 @@ export class MemoryStore implements CacheStore {
       this.bytes -= weight(key, entry);
       return undefined;
     }
+    entry.hits = (entry.hits ?? 0) + 1;
     this.entries.set(key, entry);
     return entry;
   }
@@ -55,6 +56,14 @@ export class MemoryStore implements CacheStore {
     return true;
   }
 
+  async deletePrefix(prefix: string): Promise<number> {
+    let deleted = 0;
+    for (const key of [...this.entries.keys()]) {
+      if (key.startsWith(prefix) && (await this.delete(key))) deleted++;
+    }
+    return deleted;
+  }
+
   async clear(): Promise<void> {
     this.entries.clear();
     this.bytes = 0;
@@ -62,6 +71,12 @@ export class MemoryStore implements CacheStore {
 
   async close(): Promise<void> {
     await this.clear();
+  }
+
+  /** Live entries, least recently used first, for a snapshot. */
+  *live(): IterableIterator<[string, CacheEntry]> {
+    const now = this.now();
+    for (const [key, entry] of this.entries) if (entry.expiresAt > now) yield [key, entry];
   }
 
   private evictUntilWithinLimits(): void {

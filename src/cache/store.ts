@@ -8,6 +8,8 @@ export interface CacheEntry {
   storedAt: number;
   /** Epoch milliseconds. */
   expiresAt: number;
+  /** How often it was served, where the store counts it (best effort). */
+  hits?: number;
 }
 
 export interface CacheStore {
@@ -15,6 +17,8 @@ export interface CacheStore {
   get(key: string): Promise<CacheEntry | undefined>;
   set(key: string, entry: CacheEntry): Promise<void>;
   delete(key: string): Promise<boolean>;
+  /** Deletes every entry whose key starts with `prefix` (a namespace purge); returns how many. */
+  deletePrefix(prefix: string): Promise<number>;
   clear(): Promise<void>;
   close(): Promise<void>;
 }

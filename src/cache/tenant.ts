@@ -1,6 +1,6 @@
 // Whose cache partition a request reads and fills: an HMAC-SHA256 of the client's API key under a server secret,
 // so tenants never share entries and the key itself is never kept. `cache.scope: shared` is the explicit opt-in.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export type CacheScope = 'tenant' | 'shared';
@@ -12,9 +12,8 @@ export const SHARED_TENANT = 'shared';
 export class TenantResolver {
   private readonly secret: Buffer;
 
-  constructor(private readonly scope: CacheScope, secret: string | undefined) {
-    // Without a configured secret the partition only has to hold for this process's lifetime, as the memory store does.
-    this.secret = secret === undefined ? randomBytes(32) : Buffer.from(secret, 'utf8');
+  constructor(private readonly scope: CacheScope, secret: string) {
+    this.secret = Buffer.from(secret, 'utf8');
   }
 
   tenantOf(headers: IncomingHttpHeaders): string {

@@ -80,6 +80,8 @@ function readYamlFile(path: string): Map<string, unknown> {
 function flatten(node: Record<string, unknown>, prefix: string, into: Map<string, unknown>): void {
   for (const [key, value] of Object.entries(node)) {
     const path = prefix === '' ? key : `${prefix}.${key}`;
+    // `key:` with nothing after it (a section whose keys are all commented out, or an emptied value) means unset.
+    if (value === null) continue;
     if (isPlainObject(value)) flatten(value, path, into);
     else into.set(path, value);
   }

@@ -28,7 +28,10 @@ export interface RecallConfig {
     maxEntryBytes: number;
     cacheMultipleChoices: boolean;
     cacheNonzeroTemperature: boolean;
-    memory: { maxEntries: number; maxBytes: number };
+    memory: { maxEntries: number; maxBytes: number; persistPath: string | undefined; persistIntervalS: number };
+  };
+  admin: {
+    token: string | undefined;
   };
   log: {
     level: LogLevel;
@@ -98,6 +101,12 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Most entries the in-memory store keeps; the least recently used go first.' },
   { yaml: 'cache.memory.max_bytes', field: 'cache.memory.maxBytes', type: 'integer', default: 256 * MB, min: 1024 * 1024, max: 1024 * 1024 * MB,
     doc: 'Most bytes the in-memory store keeps; the least recently used go first.' },
+  { yaml: 'cache.memory.persist_path', field: 'cache.memory.persistPath', type: 'string', default: undefined,
+    doc: 'File the in-memory store is saved to (atomically, every persist_interval_s and on shutdown) and loaded from at start; unset: not saved.' },
+  { yaml: 'cache.memory.persist_interval_s', field: 'cache.memory.persistIntervalS', type: 'integer', default: 60, min: 1, max: 86_400,
+    doc: 'How often the in-memory store is saved to persist_path.' },
+  { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
+    doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
   { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,
     doc: 'pino log level.' },
 ];

@@ -7,7 +7,7 @@ export interface OpenAIErrorBody {
 
 interface ErrorSpec {
   status: number;
-  type: 'invalid_request_error' | 'api_error' | 'server_error';
+  type: 'invalid_request_error' | 'authentication_error' | 'api_error' | 'server_error';
   code: string;
 }
 
@@ -17,6 +17,8 @@ export const ERROR_CATALOG = {
   invalidParameter: { status: 400, type: 'invalid_request_error', code: 'invalid_parameter' },
   invalidHeader: { status: 400, type: 'invalid_request_error', code: 'invalid_header' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
+  invalidAdminToken: { status: 401, type: 'authentication_error', code: 'invalid_admin_token' },
+  entryNotFound: { status: 404, type: 'invalid_request_error', code: 'entry_not_found' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
   clientClosedRequest: { status: 499, type: 'invalid_request_error', code: 'client_closed_request' },

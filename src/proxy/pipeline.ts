@@ -47,6 +47,8 @@ export class Pipeline {
 
     const tenant = this.deps.tenants.tenantOf(request.headers);
     const key = cacheKey({ route, tenant, namespace: policy.namespace, body });
+    // The key is a hash (the tenant inside it is an HMAC): safe to show, and what an operator purges by.
+    reply.header('x-recall-key', key);
 
     let reason: 'miss' | 'request' | 'stale' = 'request';
     if (policy.read) {

@@ -20,7 +20,7 @@ describe('cacheKey', () => {
   it('is a hex SHA-256, stable for byte-different but equal bodies (key order, whitespace, number spelling)', () => {
     const a = cacheKey({ ...base, body: JSON.parse('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0}') });
     const b = cacheKey({ ...base, body: JSON.parse('{ "temperature" : 0.0 ,\n "messages":[{"content":"hi","role":"user"}], "model":"gpt-4o-mini"}') });
-    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    expect(a).toMatch(/^default:[0-9a-f]{64}$/);
     expect(b).toBe(a);
     expect(cacheKey({ ...base, body: { ...chat, top_p: 1e0 } })).toBe(cacheKey({ ...base, body: { ...chat, top_p: 1 } }));
   });

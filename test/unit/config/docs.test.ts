@@ -10,7 +10,7 @@ const exampleText = readFileSync(new URL('config/recall.example.yaml', root), 'u
 const readme = readFileSync(new URL('README.md', root), 'utf8');
 
 function flat(node: Record<string, unknown>, prefix = ''): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(node).flatMap(([k, v]) =>
+  return Object.fromEntries(Object.entries(node).filter(([, v]) => v !== null).flatMap(([k, v]) =>
     typeof v === 'object' && v !== null ? Object.entries(flat(v as Record<string, unknown>, `${prefix}${k}.`)) : [[`${prefix}${k}`, v]]));
 }
 

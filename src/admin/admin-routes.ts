@@ -1,0 +1,69 @@
+// Operator routes under /recall/admin: purge by key, namespace or all, and inspect one entry. They exist only when
+// an admin token is configured, and the bearer token is compared in constant time.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { CacheStore } from '../cache/store.js';
+import { RecallError } from '../openai/errors.js';
+
+export interface AdminDeps {
+  token: string;
+  store: CacheStore;
+  now?: () => number;
+}
+
+const KEY_PATTERN = '^[A-Za-z0-9._:-]{1,64}:[0-9a-f]{64}$';
+const NAMESPACE_PATTERN = '^[A-Za-z0-9._:-]{1,64}$';
+
+const PURGE_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  maxProperties: 1,
+  properties: {
+    key: { type: 'string', pattern: KEY_PATTERN },
+    namespace: { type: 'string', pattern: NAMESPACE_PATTERN },
+    all: { type: 'boolean', const: true },
+  },
+} as const;
+
+export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
+  const expected = digest(deps.token);
+  const now = deps.now ?? Date.now;
+
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (!timingSafeEqual(digest(presented), expected)) {
+      throw new RecallError('invalidAdminToken', 'Missing or wrong admin token: send Authorization: Bearer <RECALL_ADMIN_TOKEN>.');
+    }
+  });
+
+  app.post('/recall/admin/purge', { schema: { body: PURGE_BODY } }, async (request) => {
+    const body = request.body as { key?: string; namespace?: string; all?: true };
+    if (body.key !== undefined) return { purged: (await deps.store.delete(body.key)) ? 1 : 0 };
+    if (body.namespace !== undefined) return { purged: await deps.store.deletePrefix(`${body.namespace}:`) };
+    return { purged: await deps.store.deletePrefix('') };
+  });
+
+  app.get('/recall/admin/entries/:key', { schema: { params: { type: 'object', properties: { key: { type: 'string', pattern: KEY_PATTERN } } } } }, async (request) => {
+    const { key } = request.params as { key: string };
+    const entry = await deps.store.get(key);
+    if (entry === undefined) throw new RecallError('entryNotFound', `No cache entry ${key} (it may have expired or been purged).`, 'key');
+    const at = now();
+    return {
+      key,
+      namespace: key.slice(0, key.lastIndexOf(':')),
+      size_bytes: entry.body.length,
+      stored_at: new Date(entry.storedAt).toISOString(),
+      expires_at: new Date(entry.expiresAt).toISOString(),
+      age_s: Math.floor((at - entry.storedAt) / 1000),
+      ttl_s: Math.max(0, Math.ceil((entry.expiresAt - at) / 1000)),
+      // The lookup that served this inspection counted as one.
+      hits: entry.hits === undefined ? null : Math.max(0, entry.hits - 1),
+    };
+  });
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
