@@ -31,6 +31,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): P
     passthrough.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
     passthrough.all('/v1/*', (request, reply) => {
       markForwarded(reply, 'bypass');
+      request.recall.cacheOutcome = 'BYPASS';
       const upload = request.body as Readable | undefined;
       return deps.forwarder.forward(request, reply, { body: upload, readJsonWhole: false });
     });
