@@ -1,10 +1,13 @@
 // Builds a Recall server from a config: creates its parts, wires them into Fastify, and closes them on close.
 // No logic lives here; each part is a module of its own.
-import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
 import { healthRoutes } from './admin/health.js';
+import { EmbeddingsCache } from './cache/embeddings.js';
+import { ExactTier } from './cache/exact-tier.js';
+import { openCacheStore } from './cache/open-store.js';
+import { TenantResolver } from './cache/tenant.js';
 import type { RecallConfig } from './config/schema.js';
 import { createLogger } from './log/logger.js';
 import { registerRequestLog } from './log/request-log.js';
@@ -15,10 +18,6 @@ import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
 import { UpstreamClient } from './upstream/client.js';
-import { ExactTier } from './cache/exact-tier.js';
-import { MemoryStore } from './cache/memory-store.js';
-import { MemorySnapshot } from './cache/memory-snapshot.js';
-import { TenantResolver } from './cache/tenant.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -36,16 +35,11 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
 
   const upstream = new UpstreamClient(config.upstream);
   const forwarder = new Forwarder(upstream, config.upstream);
-  const store = new MemoryStore(config.cache.memory);
-  const persistPath = config.cache.memory.persistPath;
-  const snapshot = persistPath === undefined ? undefined : new MemorySnapshot(store, persistPath, app.log);
-  const savedSecret = await snapshot?.load();
-  // Without a configured secret, partitions need only outlive the store: the process, or its snapshot file.
-  const tenantSecret = config.cache.tenantSecret ?? savedSecret ?? randomBytes(32).toString('hex');
-  snapshot?.start(config.cache.memory.persistIntervalS * 1000, tenantSecret);
+  const { store, redis, snapshot, tenantSecret } = await openCacheStore(config, app.log);
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes);
   const tenants = new TenantResolver(config.cache.scope, tenantSecret);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, cache: config.cache });
+  const embeddings = new EmbeddingsCache(exact);
+  const pipeline = new Pipeline({ forwarder, tenants, exact, embeddings, cache: config.cache });
 
   let shuttingDown = false;
   app.addHook('preClose', (done) => {
@@ -83,7 +77,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     return reply.code(answer.status).send(answer.toBody());
   });
 
-  await app.register(healthRoutes, { upstream, isShuttingDown: () => shuttingDown });
+  await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;

@@ -4,8 +4,11 @@ import type { FastifyReply } from 'fastify';
 
 export type CacheOutcome = 'HIT' | 'MISS' | 'BYPASS';
 
-/** Why a request went forward (RFC 9211 `fwd`): not found, the request forbade reading, found too old, not cacheable. */
-export type ForwardReason = 'miss' | 'request' | 'stale' | 'bypass';
+/**
+ * Why a request went forward (RFC 9211 `fwd`): not found, the request forbade reading, found too old, only part of
+ * it was cached (embeddings inputs), not cacheable.
+ */
+export type ForwardReason = 'miss' | 'request' | 'stale' | 'partial' | 'bypass';
 
 const CACHE_NAME = 'recall';
 

@@ -1,8 +1,8 @@
 // The interface every exact-tier store implements (memory now, Redis with scale-out), and the entry it holds.
 
-/** One cached answer: the non-streaming JSON body, whichever form filled it, and when it was stored. */
+/** One cached answer and when it was stored. */
 export interface CacheEntry {
-  /** The JSON answer exactly as served to a non-streaming request. */
+  /** A completion: the JSON answer as served to a non-streaming request. An embeddings input: its own small format. */
   body: Buffer;
   /** Epoch milliseconds. */
   storedAt: number;

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FILE_ENV, SETTINGS, type RecallConfig, type Setting } from './schema.js';
 
+const HTTP_PROTOCOLS = ['http:', 'https:'];
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -44,7 +46,11 @@ export function loadConfig(options: LoadOptions = {}): RecallConfig {
     }
     setPath(config, setting.field, coerce(setting, value, origin));
   }
-  return config as unknown as RecallConfig;
+  const typed = config as unknown as RecallConfig;
+  if (typed.redis.cluster !== undefined) {
+    throw new ConfigError('redis.cluster (RECALL_REDIS_CLUSTER) is not supported yet: use redis.url (RECALL_REDIS_URL) with a standalone Redis');
+  }
+  return typed;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -107,7 +113,7 @@ function coerce(setting: Setting, value: unknown, origin: string): unknown {
     throw new ConfigError(`invalid setting ${setting.yaml}${setting.env ? ` (${setting.env})` : ''} = ${shown} from ${origin}: must be ${allowed}`);
   };
   if (value === undefined || value === null) {
-    if (setting.type === 'string' && setting.default === undefined) return undefined;
+    if ((setting.type === 'string' || setting.type === 'url') && setting.default === undefined) return undefined;
     return fail(`set (${describeAllowed(setting)})`);
   }
   switch (setting.type) {
@@ -136,8 +142,8 @@ function coerce(setting: Setting, value: unknown, origin: string): unknown {
       } catch {
         return fail(describeAllowed(setting));
       }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') return fail(describeAllowed(setting));
-      if (url.search !== '' || url.hash !== '') return fail(`${describeAllowed(setting)} without query or fragment`);
+      if (!(setting.protocols ?? HTTP_PROTOCOLS).includes(url.protocol)) return fail(describeAllowed(setting));
+      if (setting.protocols === undefined && (url.search !== '' || url.hash !== '')) return fail(`${describeAllowed(setting)} without query or fragment`);
       return url.href.replace(/\/+$/, '');
     }
     case 'enum': {
@@ -158,7 +164,7 @@ export function describeAllowed(setting: Setting): string {
     case 'boolean':
       return 'true or false';
     case 'url':
-      return 'an http:// or https:// URL';
+      return `a URL (${(setting.protocols ?? HTTP_PROTOCOLS).map((p) => `${p}//`).join(' or ')})`;
     case 'enum':
       return `one of ${setting.values.join(', ')}`;
   }

@@ -33,6 +33,13 @@ export interface RecallConfig {
   admin: {
     token: string | undefined;
   };
+  redis: {
+    url: string | undefined;
+    cluster: string | undefined;
+    keyPrefix: string;
+    commandTimeoutMs: number;
+    connectTimeoutMs: number;
+  };
   log: {
     level: LogLevel;
   };
@@ -53,7 +60,7 @@ export type Setting =
   | (SettingBase & { type: 'integer'; default: number; min: number; max: number })
   | (SettingBase & { type: 'string'; default: string | undefined })
   | (SettingBase & { type: 'boolean'; default: boolean })
-  | (SettingBase & { type: 'url'; default: string })
+  | (SettingBase & { type: 'url'; default: string | undefined; protocols?: readonly string[] })
   | (SettingBase & { type: 'enum'; default: string; values: readonly string[] });
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -107,6 +114,16 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'How often the in-memory store is saved to persist_path.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
+  { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,
+    doc: 'Redis for the exact tier, shared by every instance (`redis://…` or `rediss://…`); unset: the in-memory store.' },
+  { yaml: 'redis.cluster', field: 'redis.cluster', env: 'RECALL_REDIS_CLUSTER', type: 'string', default: undefined,
+    doc: 'Comma-separated host:port seeds of a Redis Cluster. Not supported yet: setting it stops the start with a message.' },
+  { yaml: 'redis.key_prefix', field: 'redis.keyPrefix', type: 'string', default: 'recall:',
+    doc: 'Prefix of every key Recall writes to Redis; purge-all only deletes keys under it.' },
+  { yaml: 'redis.command_timeout_ms', field: 'redis.commandTimeoutMs', type: 'integer', default: 10, min: 1, max: 10_000,
+    doc: 'Lookup budget: a Redis command slower than this fails open (the request goes upstream).' },
+  { yaml: 'redis.connect_timeout_ms', field: 'redis.connectTimeoutMs', type: 'integer', default: 2_000, min: 1, max: 60_000,
+    doc: 'Time to open a connection to Redis; Recall keeps serving (from the upstream) while it reconnects.' },
   { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,
     doc: 'pino log level.' },
 ];

@@ -4,8 +4,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { upstreamRequestHeaders } from '../upstream/headers.js';
-import { ClientDeparture, isEventStream, relayBuffered, relayEventStream, relayPiped, type AnswerCapture } from './relay.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from '../upstream/headers.js';
+import { ClientDeparture, isEventStream, readWhole, relayBuffered, relayEventStream, relayPiped, type AnswerCapture } from './relay.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
@@ -23,6 +23,22 @@ export class Forwarder {
     private readonly upstream: UpstreamClient,
     private readonly settings: RecallConfig['upstream'],
   ) {}
+
+  /** Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. */
+  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer): Promise<{ status: number; headers: HeaderMap; body: Buffer }> {
+    const sentAt = performance.now();
+    const response = await this.upstream.send({
+      method: 'POST',
+      path: request.url.slice('/v1'.length),
+      headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
+      body,
+      signal: new ClientDeparture(reply.raw),
+    });
+    const whole = await readWhole(response, this.settings).finally(() => {
+      request.recall.upstreamMs = performance.now() - sentAt;
+    });
+    return { status: response.status, headers: clientResponseHeaders(response.headers), body: whole };
+  }
 
   async forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
     const signal = new ClientDeparture(reply.raw);

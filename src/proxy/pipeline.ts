@@ -1,13 +1,14 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
 // Each stage is a call into its own module. Rate limits, the semantic tier and in-flight joins arrive with their
-// issues; embeddings are forwarded uncached until per-input caching exists.
+// issues. Embeddings take the same path with one entry per input item.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { markForwarded, type ForwardReason } from '../cache/cache-status.js';
+import { markForwarded, markHit, type ForwardReason } from '../cache/cache-status.js';
+import { EmbeddingsCache } from '../cache/embeddings.js';
 import type { ExactTier } from '../cache/exact-tier.js';
 import { CacheFill } from '../cache/fill.js';
 import { cacheKey } from '../cache/key.js';
-import { readPolicy } from '../cache/policy.js';
+import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import { sendCachedAnswer } from './cached-answer.js';
@@ -27,6 +28,7 @@ export interface PipelineDeps {
   forwarder: Forwarder;
   tenants: TenantResolver;
   exact: ExactTier;
+  embeddings: EmbeddingsCache;
   cache: RecallConfig['cache'];
   now?: () => number;
 }
@@ -42,8 +44,9 @@ export class Pipeline {
     const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
     const body = request.body as JsonObject;
     const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
-    if (route === 'embeddings' || !this.cacheable(body)) return this.forward(request, reply, 'bypass');
     if (!policy.read && !policy.write) return this.forward(request, reply, 'bypass');
+    if (route === 'embeddings') return this.answerEmbeddings(request, reply, body, policy);
+    if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
 
     const tenant = this.deps.tenants.tenantOf(request.headers);
     const key = cacheKey({ route, tenant, namespace: policy.namespace, body });
@@ -75,6 +78,22 @@ export class Pipeline {
       return this.forward(request, reply, reason, { capture: fill, body: Buffer.from(JSON.stringify(withUsage)), hideUsageChunk: true });
     }
     return this.forward(request, reply, reason, { capture: fill });
+  }
+
+  /** Embeddings are cached per input: only the inputs not cached go upstream. */
+  private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy): Promise<FastifyReply> {
+    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass');
+    const tenant = this.deps.tenants.tenantOf(request.headers);
+    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody));
+    if (answer.outcome === 'HIT') {
+      markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
+      request.recall.cacheOutcome = 'HIT';
+    } else {
+      const reason = answer.outcome === 'PARTIAL' ? 'partial' : policy.read ? 'miss' : 'request';
+      markForwarded(reply, reason, answer.storedInputs > 0, answer.outcome === 'PARTIAL' ? `cached-${answer.cachedInputs}-of-${answer.totalInputs}` : undefined);
+      request.recall.cacheOutcome = 'MISS';
+    }
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
   }
 
   private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason, options: Partial<ForwardOptions> = {}): Promise<FastifyReply> {

@@ -119,7 +119,8 @@ export function relayPiped({ request, reply, response, sentAt }: RelayOptions): 
   return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(response.body);
 }
 
-async function readWhole(response: UpstreamResponse, upstreamSettings: RecallConfig['upstream']): Promise<Buffer> {
+/** Reads an answer whole; a body that breaks or stalls becomes a 502 or 504. */
+export async function readWhole(response: UpstreamResponse, upstreamSettings: RecallConfig['upstream']): Promise<Buffer> {
   try {
     return Buffer.from(await response.body.arrayBuffer());
   } catch (err) {

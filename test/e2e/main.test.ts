@@ -51,7 +51,7 @@ afterAll(async () => {
 describe('recall main', () => {
   it.each([
     [{ RECALL_PORT: 'http' }, /^recall: invalid setting server\.port \(RECALL_PORT\) = "http" from \$RECALL_PORT: must be an integer from 0 to 65535$/],
-    [{ RECALL_UPSTREAM_URL: 'localhost:9000' }, /^recall: invalid setting upstream\.url .*must be an http:\/\/ or https:\/\/ URL$/],
+    [{ RECALL_UPSTREAM_URL: 'localhost:9000' }, /^recall: invalid setting upstream\.url .*must be a URL \(http:\/\/ or https:\/\/\)$/],
     [{ RECALL_CONFIG: '/nonexistent.yaml' }, /^recall: config file \/nonexistent\.yaml \(from \$RECALL_CONFIG\) cannot be read/],
   ])('stops with exit code 2 and one clear line for %j', async (env, line) => {
     const started = runMain(env);

@@ -280,11 +280,33 @@ describe('request controls', () => {
   });
 });
 
-describe('routes that are not cached yet', () => {
-  it('embeddings and models are forwarded with X-Recall-Cache: BYPASS', async () => {
-    const emb = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }).withResponse();
+describe('embeddings, cached per input', () => {
+  const upstreamEmbeddings = () => mock.requests().filter((r) => r.path === '/v1/embeddings');
+
+  it('a repeat is a HIT; a request with some inputs cached sends only the others and keeps the order', async () => {
+    const tag = Date.now();
+    const first = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: [`alpha ${tag}`, `beta ${tag}`], dimensions: 24 }).withResponse();
+    expect(first.response.headers.get('x-recall-cache')).toBe('MISS');
+    const repeat = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: [`alpha ${tag}`, `beta ${tag}`], dimensions: 24 }).withResponse();
+    expect(repeat.response.headers.get('x-recall-cache')).toBe('HIT');
+    expect(repeat.data.data.map((d) => d.embedding)).toEqual(first.data.data.map((d) => d.embedding));
+
+    const mixed = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: [`gamma ${tag}`, `beta ${tag}`, `alpha ${tag}`], dimensions: 24, encoding_format: 'float' }).withResponse();
+    expect(mixed.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(mixed.response.headers.get('cache-status')).toBe('recall; fwd=partial; stored; detail=cached-2-of-3');
+    expect(mixed.data.data.map((d) => d.index)).toEqual([0, 1, 2]);
+    expect(mixed.data.data[1]?.embedding).toEqual(first.data.data[1]?.embedding);
+    expect(mixed.data.data[2]?.embedding).toEqual(first.data.data[0]?.embedding);
+    const sent = upstreamEmbeddings().map((r) => JSON.parse(r.body).input);
+    expect(sent).toEqual([[`alpha ${tag}`, `beta ${tag}`], [`gamma ${tag}`]]);
+    expect(mixed.data.usage.prompt_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe('routes that are not cached', () => {
+  it('models and other /v1 routes are forwarded with X-Recall-Cache: BYPASS', async () => {
     const models = await fetch(`${recall.baseURL}/models`);
-    expect(emb.response.headers.get('x-recall-cache')).toBe('BYPASS');
     expect(models.headers.get('x-recall-cache')).toBe('BYPASS');
+    expect(models.headers.get('cache-status')).toBe('recall; fwd=bypass');
   });
 });

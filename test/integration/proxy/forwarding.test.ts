@@ -95,8 +95,10 @@ describe('completions, embeddings and models through Recall', () => {
   });
 
   it('answers embeddings in float and in base64 (the SDK default) with the same vector', async () => {
-    const asFloat = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: ['alpha', 'beta'], encoding_format: 'float', dimensions: 32 });
-    const asBase64 = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: ['alpha', 'beta'], dimensions: 32 });
+    // no-store: forwarded as sent (the cached path is tested with the exact tier).
+    const noStore = { headers: { 'cache-control': 'no-store' } };
+    const asFloat = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: ['alpha', 'beta'], encoding_format: 'float', dimensions: 32 }, noStore);
+    const asBase64 = await sdk.embeddings.create({ model: 'text-embedding-3-small', input: ['alpha', 'beta'], dimensions: 32 }, noStore);
     expect(asFloat.data).toHaveLength(2);
     expect(asFloat.data[0]?.embedding).toHaveLength(32);
     expect(asBase64.data[1]?.embedding.length).toBe(32);

@@ -36,8 +36,10 @@ describe('loadConfig', () => {
   it.each([
     [{ RECALL_PORT: 'eighty' }, /server\.port \(RECALL_PORT\) = "eighty" from \$RECALL_PORT: must be an integer from 0 to 65535/],
     [{ RECALL_PORT: '70000' }, /server\.port .*must be an integer from 0 to 65535/],
-    [{ RECALL_UPSTREAM_URL: 'ftp://example.com/v1' }, /upstream\.url .*must be an http:\/\/ or https:\/\/ URL/],
+    [{ RECALL_UPSTREAM_URL: 'ftp://example.com/v1' }, /upstream\.url .*must be a URL \(http:\/\/ or https:\/\/\)/],
     [{ RECALL_UPSTREAM_URL: 'not a url' }, /upstream\.url .*"not a url"/],
+    [{ RECALL_REDIS_URL: 'http://127.0.0.1:6379' }, /redis\.url \(RECALL_REDIS_URL\) = \(hidden\) .*must be a URL \(redis:\/\/ or rediss:\/\/\)/],
+    [{ RECALL_REDIS_CLUSTER: '127.0.0.1:7000' }, /redis\.cluster \(RECALL_REDIS_CLUSTER\) is not supported yet/],
     [{ RECALL_LOG_LEVEL: 'loud' }, /log\.level .*must be one of fatal, error, warn, info, debug, trace, silent/],
   ])('rejects %j with one line naming key, value and what is allowed', (env, message) => {
     let error: unknown;

@@ -1,0 +1,55 @@
+// Chooses and opens the exact tier's store from the config: Redis when a URL is set, otherwise the in-memory store
+// (with its snapshot file when configured), and settles the tenant HMAC secret that partitions must share.
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { RecallConfig } from '../config/schema.js';
+import { MemorySnapshot } from './memory-snapshot.js';
+import { MemoryStore } from './memory-store.js';
+import { RedisStore } from './redis-store.js';
+import type { CacheStore } from './store.js';
+
+export interface OpenedStore {
+  store: CacheStore;
+  redis: RedisStore | undefined;
+  snapshot: MemorySnapshot | undefined;
+  tenantSecret: string;
+}
+
+/** How long the start waits for Redis before serving anyway (from the upstream, until Redis answers). */
+const REDIS_STARTUP_WAIT_MS = 2_000;
+
+export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogger): Promise<OpenedStore> {
+  const candidate = config.cache.tenantSecret ?? randomBytes(32).toString('hex');
+  if (config.redis.url !== undefined) {
+    const redis = new RedisStore({
+      url: config.redis.url,
+      keyPrefix: config.redis.keyPrefix,
+      commandTimeoutMs: config.redis.commandTimeoutMs,
+      connectTimeoutMs: config.redis.connectTimeoutMs,
+    });
+    return { store: redis, redis, snapshot: undefined, tenantSecret: await sharedTenantSecret(redis, config, candidate, log) };
+  }
+  const store = new MemoryStore(config.cache.memory);
+  const persistPath = config.cache.memory.persistPath;
+  if (persistPath === undefined) return { store, redis: undefined, snapshot: undefined, tenantSecret: candidate };
+  const snapshot = new MemorySnapshot(store, persistPath, log);
+  // Entries in the file were partitioned with the secret saved beside them; without a configured one, reuse it.
+  const saved = await snapshot.load();
+  const tenantSecret = config.cache.tenantSecret ?? saved ?? candidate;
+  snapshot.start(config.cache.memory.persistIntervalS * 1000, tenantSecret);
+  return { store, redis: undefined, snapshot, tenantSecret };
+}
+
+/** Every instance on one Redis must derive the same partitions: the first one's secret is kept in Redis. */
+async function sharedTenantSecret(redis: RedisStore, config: RecallConfig, candidate: string, log: FastifyBaseLogger): Promise<string> {
+  if (config.cache.tenantSecret !== undefined) return config.cache.tenantSecret;
+  if (await redis.whenReady(REDIS_STARTUP_WAIT_MS)) {
+    try {
+      return await redis.sharedValue('tenant-secret', candidate);
+    } catch (err) {
+      log.warn({ err }, 'could not read the shared tenant secret from Redis');
+    }
+  }
+  log.warn('Redis is not reachable at start: this instance partitions with its own secret and will not share entries with other instances until restarted; set cache.tenant_secret to avoid this');
+  return candidate;
+}
