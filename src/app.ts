@@ -10,6 +10,9 @@ import { openCacheStore } from './cache/open-store.js';
 import { TenantResolver } from './cache/tenant.js';
 import type { RecallConfig } from './config/schema.js';
 import { createLogger } from './log/logger.js';
+import { Metrics } from './metrics/catalog.js';
+import { DEFAULT_PRICES, PriceTable, parsePriceOverrides } from './metrics/prices.js';
+import { metricsRoutes } from './metrics/routes.js';
 import { registerRequestLog } from './log/request-log.js';
 import { RecallError, fromFrameworkError } from './openai/errors.js';
 import { registerBodyLimit } from './proxy/body-limit.js';
@@ -35,11 +38,13 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
 
   const upstream = new UpstreamClient(config.upstream);
   const forwarder = new Forwarder(upstream, config.upstream);
-  const { store, redis, snapshot, tenantSecret } = await openCacheStore(config, app.log);
-  const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes);
+  const { store, figures, redis, snapshot, tenantSecret } = await openCacheStore(config, app.log);
+  const overrides = config.metrics.prices === undefined ? {} : parsePriceOverrides(config.metrics.prices);
+  const metrics = new Metrics(new PriceTable({ ...DEFAULT_PRICES, ...overrides }), figures);
+  const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);
   const tenants = new TenantResolver(config.cache.scope, tenantSecret);
   const embeddings = new EmbeddingsCache(exact);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, embeddings, cache: config.cache });
+  const pipeline = new Pipeline({ forwarder, tenants, exact, embeddings, metrics, cache: config.cache });
 
   let shuttingDown = false;
   app.addHook('preClose', (done) => {
@@ -59,7 +64,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
 
   registerRequestContext(app);
-  registerRequestLog(app);
+  registerRequestLog(app, metrics);
   registerBodyLimit(app, config.server.bodyLimitBytes);
   app.addHook('onRequest', (_request, reply, done) => {
     if (!shuttingDown) return done();
@@ -78,6 +83,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
 
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
+  await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;

@@ -1,6 +1,7 @@
 // The exact tier: looks a key up in the store and fills it, failing open. A store that errors or is slow turns
 // into a miss with a rate-limited warning; a request never fails because the cache did.
 import type { FastifyBaseLogger } from 'fastify';
+import type { Metrics } from '../metrics/catalog.js';
 import type { CachePolicy } from './policy.js';
 import type { CacheEntry, CacheStore } from './store.js';
 
@@ -22,6 +23,7 @@ export class ExactTier {
     private readonly log: FastifyBaseLogger,
     private readonly maxEntryBytes: number,
     private readonly now: () => number = Date.now,
+    private readonly metrics?: Metrics,
   ) {}
 
   async lookup(key: string, policy: CachePolicy): Promise<Lookup> {
@@ -30,10 +32,19 @@ export class ExactTier {
       entry = await this.store.get(key);
     } catch (err) {
       this.warn(err, 'cache lookup failed; answering from the upstream');
+      this.metrics?.storeError(this.store.kind, 'get');
+      this.metrics?.cacheLookup('exact', 'error');
       return { outcome: 'error' };
     }
-    if (entry === undefined) return { outcome: 'miss' };
-    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) return { outcome: 'stale' };
+    if (entry === undefined) {
+      this.metrics?.cacheLookup('exact', 'miss');
+      return { outcome: 'miss' };
+    }
+    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) {
+      this.metrics?.cacheLookup('exact', 'stale');
+      return { outcome: 'stale' };
+    }
+    this.metrics?.cacheLookup('exact', 'hit');
     return { outcome: 'hit', entry };
   }
 
@@ -51,6 +62,7 @@ export class ExactTier {
       return true;
     } catch (err) {
       this.warn(err, 'cache store failed; the answer was served but not stored');
+      this.metrics?.storeError(this.store.kind, 'set');
       return false;
     }
   }

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
+import type { StoreFigures } from '../metrics/catalog.js';
 import { MemorySnapshot } from './memory-snapshot.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
@@ -10,6 +11,7 @@ import type { CacheStore } from './store.js';
 
 export interface OpenedStore {
   store: CacheStore;
+  figures: StoreFigures;
   redis: RedisStore | undefined;
   snapshot: MemorySnapshot | undefined;
   tenantSecret: string;
@@ -27,17 +29,20 @@ export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogge
       commandTimeoutMs: config.redis.commandTimeoutMs,
       connectTimeoutMs: config.redis.connectTimeoutMs,
     });
-    return { store: redis, redis, snapshot: undefined, tenantSecret: await sharedTenantSecret(redis, config, candidate, log) };
+    // Redis holds other keys too and counts no evictions of ours: no entry figures from it.
+    const figures: StoreFigures = { kind: 'redis', entries: () => undefined, bytes: () => undefined, evictions: () => undefined };
+    return { store: redis, figures, redis, snapshot: undefined, tenantSecret: await sharedTenantSecret(redis, config, candidate, log) };
   }
   const store = new MemoryStore(config.cache.memory);
+  const figures: StoreFigures = { kind: 'memory', entries: () => store.size, bytes: () => store.sizeBytes, evictions: () => store.evictions };
   const persistPath = config.cache.memory.persistPath;
-  if (persistPath === undefined) return { store, redis: undefined, snapshot: undefined, tenantSecret: candidate };
+  if (persistPath === undefined) return { store, figures, redis: undefined, snapshot: undefined, tenantSecret: candidate };
   const snapshot = new MemorySnapshot(store, persistPath, log);
   // Entries in the file were partitioned with the secret saved beside them; without a configured one, reuse it.
   const saved = await snapshot.load();
   const tenantSecret = config.cache.tenantSecret ?? saved ?? candidate;
   snapshot.start(config.cache.memory.persistIntervalS * 1000, tenantSecret);
-  return { store, redis: undefined, snapshot, tenantSecret };
+  return { store, figures, redis: undefined, snapshot, tenantSecret };
 }
 
 /** Every instance on one Redis must derive the same partitions: the first one's secret is kept in Redis. */

@@ -124,9 +124,12 @@ function coerce(setting: Setting, value: unknown, origin: string): unknown {
       if (n < setting.min || n > setting.max) return fail(describeAllowed(setting));
       return n;
     }
-    case 'string':
+    case 'string': {
       if (typeof value !== 'string' && typeof value !== 'number') return fail('a string');
+      const problem = setting.check?.(String(value));
+      if (problem !== undefined) return fail(`valid: ${problem}`);
       return String(value);
+    }
     case 'boolean': {
       if (typeof value === 'boolean') return value;
       const text = String(value).trim().toLowerCase();

@@ -1,5 +1,6 @@
 // The one table of Recall's settings: YAML path, environment variable, type, default and meaning.
 // The loader, the example YAML and the README table are all checked against this table.
+import { parsePriceOverrides } from '../metrics/prices.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -33,6 +34,9 @@ export interface RecallConfig {
   admin: {
     token: string | undefined;
   };
+  metrics: {
+    prices: string | undefined;
+  };
   redis: {
     url: string | undefined;
     cluster: string | undefined;
@@ -58,7 +62,7 @@ interface SettingBase {
 
 export type Setting =
   | (SettingBase & { type: 'integer'; default: number; min: number; max: number })
-  | (SettingBase & { type: 'string'; default: string | undefined })
+  | (SettingBase & { type: 'string'; default: string | undefined; check?: (value: string) => string | undefined })
   | (SettingBase & { type: 'boolean'; default: boolean })
   | (SettingBase & { type: 'url'; default: string | undefined; protocols?: readonly string[] })
   | (SettingBase & { type: 'enum'; default: string; values: readonly string[] });
@@ -66,6 +70,15 @@ export type Setting =
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const MB = 1024 * 1024;
+
+function priceTableProblem(value: string): string | undefined {
+  try {
+    parsePriceOverrides(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 export const SETTINGS: readonly Setting[] = [
   { yaml: 'server.host', field: 'server.host', env: 'RECALL_HOST', type: 'string', default: '127.0.0.1',
@@ -124,6 +137,8 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Lookup budget: a Redis command slower than this fails open (the request goes upstream).' },
   { yaml: 'redis.connect_timeout_ms', field: 'redis.connectTimeoutMs', type: 'integer', default: 2_000, min: 1, max: 60_000,
     doc: 'Time to open a connection to Redis; Recall keeps serving (from the upstream) while it reconnects.' },
+  { yaml: 'metrics.prices', field: 'metrics.prices', type: 'string', default: undefined, check: priceTableProblem,
+    doc: 'Extra or changed prices for savings figures: `model=input/output,…` in USD per million tokens (e.g. `my-model=1/2`); built-in OpenAI list prices otherwise.' },
   { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,
     doc: 'pino log level.' },
 ];

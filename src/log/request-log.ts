@@ -1,26 +1,31 @@
-// One log line per request: route, status, durations and the cache outcome; Fastify's own pair of lines is off.
-// The line is written when the response closes, so a client that leaves early is logged too, as status 499.
+// One log line and one set of request metrics per request: route, status, durations and the cache outcome;
+// Fastify's own pair of lines is off. Both are written when the response closes, so a client that leaves early is
+// counted too, as status 499.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Metrics } from '../metrics/catalog.js';
 
 const CLIENT_CLOSED = 499;
 
-export function registerRequestLog(app: FastifyInstance): void {
+export function registerRequestLog(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onRequest', (request, reply, done) => {
     const response = reply.raw;
-    response.once('close', () => logRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED));
+    response.once('close', () => observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics));
     done();
   });
 }
 
-function logRequest(request: FastifyRequest, status: number): void {
+function observeRequest(request: FastifyRequest, status: number, metrics: Metrics): void {
   const context = request.recall;
+  const route = request.routeOptions.url ?? 'unmatched';
+  const durationMs = context === null ? undefined : performance.now() - context.startedAt;
+  if (durationMs !== undefined) metrics.observeRequest(route, status, context?.cacheOutcome, durationMs, context?.upstreamMs);
   request.log.info(
     {
       method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
+      route,
       path: request.url,
       status,
-      duration_ms: context === null ? null : round(performance.now() - context.startedAt),
+      duration_ms: durationMs === undefined ? null : round(durationMs),
       upstream_ms: context?.upstreamMs === undefined ? null : round(context.upstreamMs),
       cache: context?.cacheOutcome ?? null,
     },

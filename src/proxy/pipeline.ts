@@ -13,6 +13,8 @@ import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import { sendCachedAnswer } from './cached-answer.js';
 import type { ForwardOptions, Forwarder } from './forward.js';
+import type { Metrics } from '../metrics/catalog.js';
+import { usageOf } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 
 /** The routes whose answers Recall caches, by their path. */
@@ -29,6 +31,7 @@ export interface PipelineDeps {
   tenants: TenantResolver;
   exact: ExactTier;
   embeddings: EmbeddingsCache;
+  metrics: Metrics;
   cache: RecallConfig['cache'];
   now?: () => number;
 }
@@ -60,6 +63,7 @@ export class Pipeline {
         try {
           const answer = sendCachedAnswer(reply, lookup.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body) }, this.now());
           request.recall.cacheOutcome = 'HIT';
+          this.countSaving(body, lookup.entry.body);
           return answer;
         } catch (err) {
           request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
@@ -88,12 +92,19 @@ export class Pipeline {
     if (answer.outcome === 'HIT') {
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';
+      this.countSaving(body, answer.body);
     } else {
       const reason = answer.outcome === 'PARTIAL' ? 'partial' : policy.read ? 'miss' : 'request';
       markForwarded(reply, reason, answer.storedInputs > 0, answer.outcome === 'PARTIAL' ? `cached-${answer.cachedInputs}-of-${answer.totalInputs}` : undefined);
       request.recall.cacheOutcome = 'MISS';
     }
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
+  }
+
+  /** What a hit did not spend upstream, from the usage stored with the answer. */
+  private countSaving(body: JsonObject, answer: Buffer): void {
+    const usage = usageOf(answer);
+    if (usage !== undefined) this.deps.metrics.saved(typeof body.model === 'string' ? body.model : 'unknown', usage.promptTokens, usage.completionTokens);
   }
 
   private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason, options: Partial<ForwardOptions> = {}): Promise<FastifyReply> {

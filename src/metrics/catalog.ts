@@ -1,0 +1,104 @@
+// The one catalog of Recall's Prometheus metrics (prefix `recall_`), on a registry owned by the app. Label values
+// are bounded: routes as registered, status codes, cache outcomes, tiers, and models mapped to the price table.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PriceTable } from './prices.js';
+
+export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
+
+/** Store figures read at scrape time. */
+export interface StoreFigures {
+  kind: string;
+  entries(): number | undefined;
+  bytes(): number | undefined;
+  evictions(): number | undefined;
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly startedAt = Date.now();
+
+  private readonly requests = new Counter({
+    name: 'recall_requests_total', help: 'Requests answered, by route, HTTP status and cache outcome (HIT, MISS, BYPASS, none).',
+    labelNames: ['route', 'status', 'cache'] as const, registers: [this.registry],
+  });
+  private readonly requestDuration = new Histogram({
+    name: 'recall_request_duration_seconds', help: 'Time from request arrival to the last byte of the answer, by route and cache outcome.',
+    labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+  });
+  private readonly upstreamDuration = new Histogram({
+    name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, from sending to its last byte, by route.',
+    labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+  });
+  private readonly lookups = new Counter({
+    name: 'recall_cache_lookups_total', help: 'Cache lookups by tier and result (hit, miss, stale: older than max-age, error: the store failed and the request went upstream).',
+    labelNames: ['tier', 'result'] as const, registers: [this.registry],
+  });
+  private readonly storeErrors = new Counter({
+    name: 'recall_cache_store_errors_total', help: 'Failed cache operations by store and operation; each one failed open.',
+    labelNames: ['store', 'operation'] as const, registers: [this.registry],
+  });
+  private readonly tokensSaved = new Counter({
+    name: 'recall_tokens_saved_total', help: 'Tokens a cache hit did not spend upstream, by model and kind (prompt, completion).',
+    labelNames: ['model', 'kind'] as const, registers: [this.registry],
+  });
+  private readonly costSaved = new Counter({
+    name: 'recall_cost_saved_usd_total', help: 'Money a cache hit did not spend upstream, in USD at the configured list prices, by model.',
+    labelNames: ['model'] as const, registers: [this.registry],
+  });
+
+  constructor(private readonly prices: PriceTable, store: StoreFigures) {
+    const registry = this.registry;
+    new Gauge({ name: 'recall_cache_entries', help: 'Entries held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
+      collect() { const n = store.entries(); if (n !== undefined) this.set({ store: store.kind }, n); } });
+    new Gauge({ name: 'recall_cache_bytes', help: 'Bytes held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
+      collect() { const n = store.bytes(); if (n !== undefined) this.set({ store: store.kind }, n); } });
+    new Gauge({ name: 'recall_cache_evictions', help: 'Entries evicted to stay within the store limits since start (where the store can tell).', labelNames: ['store'] as const, registers: [registry],
+      collect() { const n = store.evictions(); if (n !== undefined) this.set({ store: store.kind }, n); } });
+  }
+
+  observeRequest(route: string, status: number, cache: string | undefined, durationMs: number, upstreamMs: number | undefined): void {
+    const outcome = cache ?? 'none';
+    this.requests.inc({ route, status: String(status), cache: outcome });
+    this.requestDuration.observe({ route, cache: outcome }, durationMs / 1000);
+    if (upstreamMs !== undefined) this.upstreamDuration.observe({ route }, upstreamMs / 1000);
+  }
+
+  cacheLookup(tier: 'exact', result: LookupResult): void {
+    this.lookups.inc({ tier, result });
+  }
+
+  storeError(store: string, operation: 'get' | 'set' | 'delete'): void {
+    this.storeErrors.inc({ store, operation });
+  }
+
+  /** A hit saved these tokens of `model`; returns the USD saved. */
+  saved(model: string, promptTokens: number, completionTokens: number): number {
+    const label = this.prices.modelLabel(model);
+    if (promptTokens > 0) this.tokensSaved.inc({ model: label, kind: 'prompt' }, promptTokens);
+    if (completionTokens > 0) this.tokensSaved.inc({ model: label, kind: 'completion' }, completionTokens);
+    const usd = this.prices.cost(label, promptTokens, completionTokens);
+    if (usd > 0) this.costSaved.inc({ model: label }, usd);
+    return usd;
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Sums of a counter's values grouped by one label, for /recall/stats. */
+  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total', label: string): Promise<Record<string, number>> {
+    const counter = this.registry.getSingleMetric(metric) as Counter<string> | undefined;
+    const totals: Record<string, number> = {};
+    for (const value of (await counter?.get())?.values ?? []) {
+      const key = String(value.labels[label] ?? '');
+      totals[key] = (totals[key] ?? 0) + value.value;
+    }
+    return totals;
+  }
+
+  contentType(): string {
+    return this.registry.contentType;
+  }
+}

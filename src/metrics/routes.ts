@@ -1,0 +1,37 @@
+// GET /metrics (Prometheus text) and GET /recall/stats (the same figures as JSON, for people and scripts).
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from './catalog.js';
+
+export interface MetricsRouteDeps {
+  metrics: Metrics;
+  storeKind: string;
+}
+
+export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps): Promise<void> {
+  const { metrics } = deps;
+  app.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.contentType()).send(await metrics.text()));
+
+  app.get('/recall/stats', async () => {
+    const outcomes = await metrics.totalsBy('recall_requests_total', 'cache');
+    const lookups = await metrics.totalsBy('recall_cache_lookups_total', 'result');
+    const hits = outcomes.HIT ?? 0;
+    const cacheable = hits + (outcomes.MISS ?? 0);
+    const lookedUp = Object.values(lookups).reduce((a, b) => a + b, 0);
+    const tokens = await metrics.totalsBy('recall_tokens_saved_total', 'kind');
+    const cost = await metrics.totalsBy('recall_cost_saved_usd_total', 'model');
+    return {
+      since: new Date(metrics.startedAt).toISOString(),
+      store: deps.storeKind,
+      requests: { hit: hits, miss: outcomes.MISS ?? 0, bypass: outcomes.BYPASS ?? 0, other: outcomes.none ?? 0 },
+      // Share of cacheable requests (HIT or MISS) answered from the cache.
+      hit_rate: cacheable === 0 ? null : hits / cacheable,
+      lookups: { total: lookedUp, hit: lookups.hit ?? 0, miss: lookups.miss ?? 0, stale: lookups.stale ?? 0, error: lookups.error ?? 0 },
+      saved: {
+        prompt_tokens: tokens.prompt ?? 0,
+        completion_tokens: tokens.completion ?? 0,
+        cost_usd: Math.round(Object.values(cost).reduce((a, b) => a + b, 0) * 1e6) / 1e6,
+        cost_usd_by_model: cost,
+      },
+    };
+  });
+}
