@@ -37,7 +37,8 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
     {
       level,
       base: { service: 'recall' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // Epoch milliseconds: an ISO date string per line was 2.6 % of a cache hit's CPU.
+      timestamp: pino.stdTimeFunctions.epochTime,
       redact: { paths: REDACT_PATHS, censor: REDACTED },
       hooks: { streamWrite: scrubSecrets },
     },

@@ -48,6 +48,8 @@ export class Metrics {
     labelNames: ['model'] as const, registers: [this.registry],
   });
 
+  private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
+
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
     const registry = this.registry;
     new Gauge({ name: 'recall_cache_entries', help: 'Entries held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
@@ -60,8 +62,15 @@ export class Metrics {
 
   observeRequest(route: string, status: number, cache: string | undefined, durationMs: number, upstreamMs: number | undefined): void {
     const outcome = cache ?? 'none';
-    this.requests.inc({ route, status: String(status), cache: outcome });
-    this.requestDuration.observe({ route, cache: outcome }, durationMs / 1000);
+    // Resolving labels is most of what a labelled inc() costs; the few label combinations are resolved once.
+    const series = `${route} ${status} ${outcome}`;
+    let children = this.requestSeries.get(series);
+    if (children === undefined) {
+      children = { count: this.requests.labels(route, String(status), outcome), duration: this.requestDuration.labels(route, outcome) };
+      this.requestSeries.set(series, children);
+    }
+    children.count.inc();
+    children.duration.observe(durationMs / 1000);
     if (upstreamMs !== undefined) this.upstreamDuration.observe({ route }, upstreamMs / 1000);
   }
 

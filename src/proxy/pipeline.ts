@@ -7,7 +7,7 @@ import { markForwarded, markHit, type ForwardReason } from '../cache/cache-statu
 import { EmbeddingsCache } from '../cache/embeddings.js';
 import type { ExactTier } from '../cache/exact-tier.js';
 import { CacheFill } from '../cache/fill.js';
-import { cacheKey } from '../cache/key.js';
+import { KeyMemo } from '../cache/key.js';
 import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
@@ -38,6 +38,7 @@ export interface PipelineDeps {
 
 export class Pipeline {
   private readonly now: () => number;
+  private readonly keys = new KeyMemo();
 
   constructor(private readonly deps: PipelineDeps) {
     this.now = deps.now ?? Date.now;
@@ -52,7 +53,7 @@ export class Pipeline {
     if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
 
     const tenant = this.deps.tenants.tenantOf(request.headers);
-    const key = cacheKey({ route, tenant, namespace: policy.namespace, body });
+    const key = this.keys.keyFor({ route, tenant, namespace: policy.namespace, body }, request.recall.rawBody);
     // The key is a hash (the tenant inside it is an HMAC): safe to show, and what an operator purges by.
     reply.header('x-recall-key', key);
 

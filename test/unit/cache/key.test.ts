@@ -69,3 +69,17 @@ describe('cacheKey', () => {
       .toBe('{"messages":[{"content":"x","role":"user"}],"model":"m"}');
   });
 });
+
+describe('KeyMemo', () => {
+  it('gives exactly the key cacheKey gives, and never mixes tenants, namespaces or routes', async () => {
+    const { KeyMemo } = await import('../../../src/cache/key.js');
+    const memo = new KeyMemo();
+    const raw = Buffer.from(JSON.stringify(chat));
+    for (let i = 0; i < 2; i++) {
+      expect(memo.keyFor({ ...base, body: chat }, raw)).toBe(cacheKey({ ...base, body: chat }));
+      expect(memo.keyFor({ ...base, tenant: 'other', body: chat }, raw)).toBe(cacheKey({ ...base, tenant: 'other', body: chat }));
+      expect(memo.keyFor({ ...base, namespace: 'ns', body: chat }, raw)).toBe(cacheKey({ ...base, namespace: 'ns', body: chat }));
+      expect(memo.keyFor({ ...base, route: 'completions', body: chat }, raw)).toBe(cacheKey({ ...base, route: 'completions', body: chat }));
+    }
+  });
+});
