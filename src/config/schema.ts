@@ -24,6 +24,8 @@ export interface RecallConfig {
   };
   cache: {
     ttlSeconds: number;
+    /** Comma-separated cached routes: chat.completions, completions, embeddings. */
+    routes: string;
     scope: 'tenant' | 'shared';
     tenantSecret: string | undefined;
     maxEntryBytes: number;
@@ -71,6 +73,13 @@ export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info'
 
 const MB = 1024 * 1024;
 
+export const CACHEABLE_ROUTES = ['chat.completions', 'completions', 'embeddings'] as const;
+
+function cachedRoutesProblem(value: string): string | undefined {
+  const unknown = value.split(',').map((r) => r.trim()).filter((r) => r !== '' && !(CACHEABLE_ROUTES as readonly string[]).includes(r));
+  return unknown.length === 0 ? undefined : `a comma-separated list of ${CACHEABLE_ROUTES.join(', ')} (not ${unknown.join(', ')})`;
+}
+
 function priceTableProblem(value: string): string | undefined {
   try {
     parsePriceOverrides(value);
@@ -107,6 +116,8 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'How long /readyz reuses the result of its upstream reachability probe.' },
   { yaml: 'cache.ttl_seconds', field: 'cache.ttlSeconds', env: 'RECALL_CACHE_TTL', type: 'integer', default: 86_400, min: 1, max: 31_536_000,
     doc: 'How long a stored answer lives, in seconds, unless the request sets X-Recall-TTL.' },
+  { yaml: 'cache.routes', field: 'cache.routes', type: 'string', default: 'chat.completions,completions,embeddings', check: cachedRoutesProblem,
+    doc: 'Which routes are cached (comma-separated: chat.completions, completions, embeddings); the others are forwarded uncached (BYPASS).' },
   { yaml: 'cache.scope', field: 'cache.scope', type: 'enum', default: 'tenant', values: ['tenant', 'shared'],
     doc: 'tenant: each API key has its own partition (an HMAC of the key). shared: every client reads and fills one partition.' },
   { yaml: 'cache.tenant_secret', field: 'cache.tenantSecret', type: 'string', default: undefined, secret: true,

@@ -39,16 +39,18 @@ export interface PipelineDeps {
 export class Pipeline {
   private readonly now: () => number;
   private readonly keys = new KeyMemo();
+  private readonly cachedRoutes: ReadonlySet<string>;
 
   constructor(private readonly deps: PipelineDeps) {
     this.now = deps.now ?? Date.now;
+    this.cachedRoutes = new Set(deps.cache.routes.split(',').map((r) => r.trim()));
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
     const body = request.body as JsonObject;
     const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
-    if (!policy.read && !policy.write) return this.forward(request, reply, 'bypass');
+    if ((!policy.read && !policy.write) || !this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
     if (route === 'embeddings') return this.answerEmbeddings(request, reply, body, policy);
     if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
 

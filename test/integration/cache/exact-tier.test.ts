@@ -266,6 +266,21 @@ describe('request controls', () => {
     expect(upstreamChats()).toBe(0);
   });
 
+  it('routes left out of cache.routes are forwarded uncached', async () => {
+    const chatOnly = await startRecall({ 'upstream.url': mock.baseURL, 'cache.routes': 'chat.completions' });
+    try {
+      const request = { model: 'gpt-3.5-turbo-instruct', prompt: `not cached ${Date.now()}` };
+      await chatOnly.client().completions.create(request);
+      const again = await chatOnly.client().completions.create(request).withResponse();
+      expect(again.response.headers.get('x-recall-cache')).toBe('BYPASS');
+      const chat = freshChat();
+      await chatOnly.client().chat.completions.create(chat);
+      expect((await chatOnly.client().chat.completions.create(chat).withResponse()).response.headers.get('x-recall-cache')).toBe('HIT');
+    } finally {
+      await chatOnly.close();
+    }
+  });
+
   it('requests with n > 1 are forwarded uncached when cache.cache_multiple_choices is false', async () => {
     const strict = await startRecall({ 'upstream.url': mock.baseURL, 'cache.cache_multiple_choices': false });
     try {

@@ -53,6 +53,13 @@ describe('loadConfig', () => {
     expect((error as Error).message).not.toContain('\n');
   });
 
+  it('checks list and table settings part by part', () => {
+    const routes = yamlFile('cache:\n  routes: chat.completions,moderations\n');
+    expect(() => loadConfig({ env: { RECALL_CONFIG: routes } })).toThrow(/cache\.routes .*not moderations/);
+    const prices = yamlFile('metrics:\n  prices: gpt-4o=cheap\n');
+    expect(() => loadConfig({ env: { RECALL_CONFIG: prices } })).toThrow(/metrics\.prices .*"gpt-4o=cheap" is not model=input\/output/);
+  });
+
   it('rejects unknown keys in the file, naming them', () => {
     const file = yamlFile('server:\n  prot: 9001\n');
     expect(() => loadConfig({ env: { RECALL_CONFIG: file } })).toThrow(/unknown key server\.prot/);
