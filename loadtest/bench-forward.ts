@@ -1,5 +1,6 @@
 // First benchmark of Recall's forwarding path: drives the mock upstream directly and through Recall with autocannon
 // (distinct prompts, saturation and fixed-rate scenarios), then prints a Markdown report and saves it as JSON.
+// The saturation and spread fixed-rate scenarios also go through loadtest/bare-proxy.ts, the floor any Node proxy costs.
 //
 //   npm run bench:forward -- [--duration 10] [--warmup 2] [--connections 50] [--rate 500] [--mock-latency-ms N]
 //   npm run bench:forward -- --profile     (saturation through Recall only, under `node --cpu-prof`; prints top costs)
@@ -69,7 +70,7 @@ function readSettings(argv: string[]): BenchSettings {
 /** Upper bound on the whole run; the watchdog stops everything past it. */
 function timeBudgetMs(settings: BenchSettings): number {
   const perLoadRun = (settings.warmupS + settings.durationS) * 1_000 + 4 * SETTLE_MS + 2_000;
-  const loadRunsPerPass = settings.profile ? 1 : 6;
+  const loadRunsPerPass = settings.profile ? 1 : 8;
   const passes = settings.mockLatenciesMs.length;
   return 90_000 + passes * (loadRunsPerPass * perLoadRun + 2 * STARTUP_TIMEOUT_MS);
 }
@@ -81,7 +82,7 @@ function commandLine(argv: string[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Child processes: the mock upstream and Recall, always stopped on exit, on error and on SIGINT
+// Child processes: the mock upstream, the bare proxy and Recall, always stopped on exit, on error and on SIGINT
 
 const children = new Set<ChildProcess>();
 
@@ -125,37 +126,44 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A child that printed its listening line: the mock upstream, or the bare proxy in front of it. */
 interface Mock {
   process: ChildProcess;
   /** http://127.0.0.1:PORT */
   origin: string;
+  stderr: () => string;
 }
 
-function startMock(latencyMs: number): Promise<Mock> {
-  const child = track(
-    spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'loadtest', 'mock-upstream.ts'), '--port', '0', '--latency-ms', String(latencyMs)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
+/** Starts a loadtest/*.ts script under tsx and waits for the `listening on http://127.0.0.1:PORT` line it prints. */
+function startListening(name: string, script: string, args: string[]): Promise<Mock> {
+  const child = track(spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'loadtest', script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   const stderr = tail(child.stderr);
   return new Promise((resolve, reject) => {
     let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`mock upstream did not start within ${STARTUP_TIMEOUT_MS} ms: ${stderr()}`)), STARTUP_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${STARTUP_TIMEOUT_MS} ms: ${stderr()}`)), STARTUP_TIMEOUT_MS);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`mock upstream exited early (${code ?? signal}): ${stderr()}`));
+      reject(new Error(`${name} exited early (${code ?? signal}): ${stderr()}`));
     });
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stdout);
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
       if (match?.[1] === undefined) return;
       clearTimeout(timer);
       child.stdout?.removeAllListeners('data');
       child.stdout?.resume();
-      resolve({ process: child, origin: match[1] });
+      resolve({ process: child, origin: match[1], stderr });
     });
   });
+}
+
+function startMock(latencyMs: number): Promise<Mock> {
+  return startListening('mock upstream', 'mock-upstream.ts', ['--port', '0', '--latency-ms', String(latencyMs)]);
+}
+
+/** loadtest/bare-proxy.ts in front of the mock: node:http + one undici Pool, no logging, no framework. */
+function startBareProxy(mock: Mock): Promise<Mock> {
+  return startListening('bare proxy', 'bare-proxy.ts', ['--port', '0', '--upstream', mock.origin]);
 }
 
 interface Recall {
@@ -167,11 +175,9 @@ interface Recall {
 /** Recall with default settings (log level info included), its stdout going to /dev/null. */
 async function startRecall(upstreamBaseUrl: string, nodeFlags: string[]): Promise<Recall> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, RECALL_HOST: '127.0.0.1', RECALL_PORT: String(port), RECALL_UPSTREAM_URL: upstreamBaseUrl };
-  // What a user gets by default: no config file, no log level or upstream key from the caller's shell.
-  delete env.RECALL_CONFIG;
-  delete env.RECALL_LOG_LEVEL;
-  delete env.RECALL_UPSTREAM_API_KEY;
+  // What a user gets by default: no config file and no RECALL_* setting (log level, upstream key, Redis…) from the caller's shell.
+  const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('RECALL_'));
+  const env: NodeJS.ProcessEnv = { ...Object.fromEntries(inherited), RECALL_HOST: '127.0.0.1', RECALL_PORT: String(port), RECALL_UPSTREAM_URL: upstreamBaseUrl };
   const child = track(spawn(process.execPath, [...nodeFlags, join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] }));
   const recall: Recall = { process: child, origin: `http://127.0.0.1:${port}`, stderr: tail(child.stderr) };
   await waitForHealthz(recall);
@@ -207,7 +213,14 @@ interface UpstreamCount {
 }
 
 async function mockControl(mock: Mock, method: 'GET' | 'POST', path: string): Promise<unknown> {
-  const response = await fetch(`${mock.origin}${path}`, { method, signal: AbortSignal.timeout(5_000) });
+  let response: Response;
+  try {
+    response = await fetch(`${mock.origin}${path}`, { method, signal: AbortSignal.timeout(5_000) });
+  } catch (error) {
+    const cause = (error as { cause?: { message?: string } }).cause?.message ?? String(error);
+    const state = mock.process.exitCode ?? mock.process.signalCode ?? 'still running';
+    throw new Error(`mock ${method} ${path} failed: ${cause} (mock process: ${state}; stderr: ${mock.stderr() || 'empty'})`, { cause: error });
+  }
   if (!response.ok) throw new Error(`mock ${method} ${path} answered ${response.status}`);
   return response.json();
 }
@@ -386,17 +399,23 @@ interface CpuSnapshot {
   client: number;
   mock: number;
   recall: number;
+  bare: number;
 }
 
-function cpuSnapshot(mock: Mock, recall: Recall): CpuSnapshot {
+function cpuSnapshot({ mock, recall, bare }: Processes): CpuSnapshot {
   const own = process.cpuUsage();
-  return { client: (own.user + own.system) / 1e6, mock: childCpuSeconds(mock.process), recall: childCpuSeconds(recall.process) };
+  return {
+    client: (own.user + own.system) / 1e6,
+    mock: childCpuSeconds(mock.process),
+    recall: childCpuSeconds(recall.process),
+    bare: bare === undefined ? Number.NaN : childCpuSeconds(bare.process),
+  };
 }
 
 /** CPU µs per completed request for each process between two snapshots. */
 function cpuPerRequest(before: CpuSnapshot, after: CpuSnapshot, requests: number): CpuSnapshot {
   const perRequest = (key: keyof CpuSnapshot): number => ((after[key] - before[key]) * 1e6) / Math.max(1, requests);
-  return { client: perRequest('client'), mock: perRequest('mock'), recall: perRequest('recall') };
+  return { client: perRequest('client'), mock: perRequest('mock'), recall: perRequest('recall'), bare: perRequest('bare') };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -440,8 +459,11 @@ function medianBusyMsPerSecond(run: LoadRun): number {
   return percentile(spans, 50);
 }
 
+/** Straight to the mock, through loadtest/bare-proxy.ts, or through Recall. */
+type Target = 'direct' | 'bare' | 'recall';
+
 interface Measurement {
-  target: 'direct' | 'recall';
+  target: Target;
   /** Mean of autocannon's per-second request counts. */
   requestsPerSecond: number;
   /** Responses (any status) divided by the run's duration. */
@@ -455,7 +477,7 @@ interface Measurement {
   /** autocannon's own histogram: whole milliseconds (and, at a fixed rate, its coordinated-omission correction). */
   autocannonLatencyMs: AutocannonLatency | null;
   busyMsPerSecond: number;
-  /** CPU µs per completed request of the benchmark process (autocannon), the mock and Recall (~0 when direct). */
+  /** CPU µs per completed request of the benchmark process (autocannon), the mock, Recall and the bare proxy (~0 when idle). */
   cpuUsPerRequest: CpuSnapshot;
   upstream: UpstreamCount;
   countCheck: string | null;
@@ -474,22 +496,26 @@ function checkCounts(target: string, scenario: string, run: LoadRun, upstream: U
 interface Processes {
   mock: Mock;
   recall: Recall;
+  /** Not started under --profile. */
+  bare?: Mock | undefined;
 }
 
 async function measure(
-  target: 'direct' | 'recall',
+  target: Target,
   scenario: string,
-  { mock, recall }: Processes,
+  processes: Processes,
   settings: BenchSettings,
   load: Omit<LoadOptions, 'origin' | 'durationS'>,
 ): Promise<Measurement> {
   process.stderr.write(`  ${scenario}, ${target}: warm-up ${settings.warmupS} s, then ${settings.durationS} s\n`);
-  const origin = target === 'direct' ? mock.origin : recall.origin;
+  const { mock } = processes;
+  const origin = { direct: mock.origin, bare: processes.bare?.origin, recall: processes.recall.origin }[target];
+  if (origin === undefined) throw new Error(`no ${target} process to measure`);
   await runLoad({ ...load, origin, durationS: settings.warmupS });
   await resetMock(mock);
-  const cpuBefore = cpuSnapshot(mock, recall);
+  const cpuBefore = cpuSnapshot(processes);
   const run = await runLoad({ ...load, origin, durationS: settings.durationS });
-  const cpuAfter = cpuSnapshot(mock, recall);
+  const cpuAfter = cpuSnapshot(processes);
   const upstream = await upstreamCount(mock);
   return {
     target,
@@ -510,13 +536,18 @@ async function measure(
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// One pass: both scenarios, direct and through Recall, at one mock latency
+// One pass: all scenarios, direct, through the bare proxy (A and B′) and through Recall, at one mock latency
 
 interface SaturationResult {
   direct: Measurement;
+  bare: Measurement;
   recall: Measurement;
+  /** Recall / direct. Target: ≥ 0.5. */
   throughputRatio: number;
-  /** Target: throughput through Recall ≥ 0.5 × direct. */
+  /** Bare proxy / direct: what any Node proxy reaches on this machine. */
+  bareRatio: number;
+  /** Recall / bare proxy. */
+  recallToBareRatio: number;
   met: boolean;
 }
 
@@ -527,6 +558,8 @@ interface FixedRateResult {
   addedP99Ms: number;
   /** Targets: added p50 ≤ 1 ms, added p99 ≤ 3 ms. */
   met: { p50: boolean; p99: boolean };
+  /** Only in B′: the bare proxy under the same load, and what it adds over direct. */
+  bare?: { measurement: Measurement; addedP50Ms: number; addedP99Ms: number };
 }
 
 interface PassResult {
@@ -539,53 +572,79 @@ interface PassResult {
   fixedRateSpread: FixedRateResult;
 }
 
-function saturationResult(direct: Measurement, recall: Measurement): SaturationResult {
+function saturationResult(direct: Measurement, bare: Measurement, recall: Measurement): SaturationResult {
   const throughputRatio = recall.requestsPerSecond / direct.requestsPerSecond;
-  return { direct, recall, throughputRatio, met: throughputRatio >= 0.5 };
+  return {
+    direct,
+    bare,
+    recall,
+    throughputRatio,
+    bareRatio: bare.requestsPerSecond / direct.requestsPerSecond,
+    recallToBareRatio: recall.requestsPerSecond / bare.requestsPerSecond,
+    met: throughputRatio >= 0.5,
+  };
 }
 
-function fixedRateResult(direct: Measurement, recall: Measurement): FixedRateResult {
+function fixedRateResult(direct: Measurement, recall: Measurement, bare?: Measurement): FixedRateResult {
   const addedP50Ms = recall.latencyMs.p50 - direct.latencyMs.p50;
   const addedP99Ms = recall.latencyMs.p99 - direct.latencyMs.p99;
-  return { direct, recall, addedP50Ms, addedP99Ms, met: { p50: addedP50Ms <= 1, p99: addedP99Ms <= 3 } };
+  return {
+    direct,
+    recall,
+    addedP50Ms,
+    addedP99Ms,
+    met: { p50: addedP50Ms <= 1, p99: addedP99Ms <= 3 },
+    ...(bare === undefined
+      ? {}
+      : { bare: { measurement: bare, addedP50Ms: bare.latencyMs.p50 - direct.latencyMs.p50, addedP99Ms: bare.latencyMs.p99 - direct.latencyMs.p99 } }),
+  };
 }
 
 async function runPass(settings: BenchSettings, mockLatencyMs: number, nextBody: () => string): Promise<PassResult> {
   process.stderr.write(`mock latency ${mockLatencyMs} ms\n`);
   const mock = await startMock(mockLatencyMs);
+  let bare: Mock | undefined;
   let recall: Recall | undefined;
   try {
-    const proxy = await startRecall(`${mock.origin}/v1`, []);
-    recall = proxy;
-    const pair = async (scenario: string, load: Omit<LoadOptions, 'origin' | 'durationS'>): Promise<[Measurement, Measurement]> => [
-      await measure('direct', scenario, { mock, recall: proxy }, settings, load),
-      await measure('recall', scenario, { mock, recall: proxy }, settings, load),
-    ];
+    bare = await startBareProxy(mock);
+    recall = await startRecall(`${mock.origin}/v1`, []);
+    const processes: Processes = { mock, bare, recall };
+    const m = (target: Target, scenario: string, load: Omit<LoadOptions, 'origin' | 'durationS'>): Promise<Measurement> =>
+      measure(target, scenario, processes, settings, load);
     const { connections, rate } = settings;
-    const saturation = await pair('saturation', { connections, nextBody });
-    const fixedRate = await pair(`${rate} req/s`, { connections, overallRate: rate, nextBody });
-    const fixedRateSpread = await pair(`${rate} req/s spread`, { connections, overallRate: rate, staggered: true, nextBody });
+    const saturation = { connections, nextBody };
+    const burst = { connections, overallRate: rate, nextBody };
+    const spread = { connections, overallRate: rate, staggered: true, nextBody };
+    const aDirect = await m('direct', 'saturation', saturation);
+    const aBare = await m('bare', 'saturation', saturation);
+    const aRecall = await m('recall', 'saturation', saturation);
+    const bDirect = await m('direct', `${rate} req/s`, burst);
+    const bRecall = await m('recall', `${rate} req/s`, burst);
+    const cDirect = await m('direct', `${rate} req/s spread`, spread);
+    const cBare = await m('bare', `${rate} req/s spread`, spread);
+    const cRecall = await m('recall', `${rate} req/s spread`, spread);
     return {
       mockLatencyMs,
-      saturation: saturationResult(...saturation),
-      fixedRate: fixedRateResult(...fixedRate),
-      fixedRateSpread: fixedRateResult(...fixedRateSpread),
+      saturation: saturationResult(aDirect, aBare, aRecall),
+      fixedRate: fixedRateResult(bDirect, bRecall),
+      fixedRateSpread: fixedRateResult(cDirect, cRecall, cBare),
     };
   } finally {
     if (recall !== undefined) await stopChild(recall.process);
+    if (bare !== undefined) await stopChild(bare.process);
     await stopChild(mock.process);
   }
 }
 
 function warningsOf(pass: PassResult): string[] {
-  const scenarios = [
-    ['saturation', pass.saturation],
-    ['fixed rate', pass.fixedRate],
-    ['fixed rate spread', pass.fixedRateSpread],
-  ] as const;
+  const scenarios: [string, Measurement[]][] = [
+    ['saturation', [pass.saturation.direct, pass.saturation.bare, pass.saturation.recall]],
+    ['fixed rate', [pass.fixedRate.direct, pass.fixedRate.recall]],
+    ['fixed rate spread', [pass.fixedRateSpread.direct, ...(pass.fixedRateSpread.bare ? [pass.fixedRateSpread.bare.measurement] : []), pass.fixedRateSpread.recall]],
+  ];
   const warnings: string[] = [];
-  for (const [scenario, { direct, recall }] of scenarios) {
-    for (const m of [direct, recall]) {
+  for (const [scenario, measurements] of scenarios) {
+    for (const m of measurements) {
       const where = `mock ${pass.mockLatencyMs} ms, ${scenario}, ${m.target}`;
       if (m.non2xx > 0) warnings.push(`${where}: ${m.non2xx} non-2xx responses`);
       if (m.errors > 0 || m.timeouts > 0) warnings.push(`${where}: ${m.errors} errors, ${m.timeouts} timeouts`);
@@ -625,18 +684,21 @@ function metOrNot(met: boolean): string {
 
 function saturationMarkdown(a: SaturationResult, settings: BenchSettings): string[] {
   const cpu = (us: number): string => (Number.isFinite(us) ? us.toFixed(0) : 'n/a');
+  const proxyCpu = (m: Measurement): string => (m.target === 'direct' ? '-' : cpu(m.target === 'bare' ? m.cpuUsPerRequest.bare : m.cpuUsPerRequest.recall));
   const row = (label: string, m: Measurement): string =>
     `| ${label} | ${m.requestsPerSecond.toFixed(0)} | ${ms(m.latencyMs.p50)} | ${ms(m.latencyMs.p99)} | ${m.non2xx} | ${m.errors} | ${m.responses} | ${m.upstream.chat} | ` +
-    `${cpu(m.cpuUsPerRequest.client)} / ${cpu(m.cpuUsPerRequest.mock)} / ${m.target === 'recall' ? cpu(m.cpuUsPerRequest.recall) : '-'} |`;
+    `${cpu(m.cpuUsPerRequest.client)} / ${cpu(m.cpuUsPerRequest.mock)} / ${proxyCpu(m)} |`;
   return [
     `Scenario A: saturation, ${settings.connections} connections, ${settings.durationS} s`,
     '',
-    '| target | req/s (mean) | p50 ms | p99 ms | non-2xx | errors | completed | upstream saw | CPU µs/request: autocannon / mock / Recall |',
+    '| target | req/s (mean) | p50 ms | p99 ms | non-2xx | errors | completed | upstream saw | CPU µs/request: autocannon / mock / proxy |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     row('direct (mock)', a.direct),
+    row('through bare proxy', a.bare),
     row('through Recall', a.recall),
     '',
-    `Throughput through Recall / direct: **${a.throughputRatio.toFixed(2)}** (target ≥ 0.5: ${metOrNot(a.met)})`,
+    `Throughput through Recall / direct: **${a.throughputRatio.toFixed(2)}** (target ≥ 0.5: ${metOrNot(a.met)}); ` +
+      `bare proxy / direct: **${a.bareRatio.toFixed(2)}**; Recall / bare proxy: **${a.recallToBareRatio.toFixed(2)}**`,
   ];
 }
 
@@ -650,10 +712,12 @@ function fixedRateMarkdown(title: string, b: FixedRateResult): string[] {
     '| target | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | busy ms/s | non-2xx | errors | completed | upstream saw |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     row('direct (mock)', b.direct),
+    ...(b.bare === undefined ? [] : [row('through bare proxy', b.bare.measurement)]),
     row('through Recall', b.recall),
     '',
     `Added latency (Recall − direct): p50 **${signedMs(b.addedP50Ms)} ms** (target ≤ 1 ms: ${metOrNot(b.met.p50)}), ` +
-      `p99 **${signedMs(b.addedP99Ms)} ms** (target ≤ 3 ms: ${metOrNot(b.met.p99)})`,
+      `p99 **${signedMs(b.addedP99Ms)} ms** (target ≤ 3 ms: ${metOrNot(b.met.p99)})` +
+      (b.bare === undefined ? '' : `; bare proxy − direct: p50 ${signedMs(b.bare.addedP50Ms)} ms, p99 ${signedMs(b.bare.addedP99Ms)} ms`),
   ];
 }
 

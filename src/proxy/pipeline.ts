@@ -11,11 +11,11 @@ import { KeyMemo } from '../cache/key.js';
 import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
-import { sendCachedAnswer } from './cached-answer.js';
-import type { ForwardOptions, Forwarder } from './forward.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { usageOf } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
+import { sendCachedAnswer } from './cached-answer.js';
+import type { ForwardOptions, Forwarder } from './forward.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
