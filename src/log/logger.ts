@@ -42,6 +42,8 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       redact: { paths: REDACT_PATHS, censor: REDACTED },
       hooks: { streamWrite: scrubSecrets },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    // Lines are written in 4 KB batches (and at least every 500 ms, and on exit): one write per line was 13 % of the
+    // forwarding path's CPU in profiles.
+    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 500 }),
   );
 }
