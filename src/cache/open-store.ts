@@ -17,6 +17,8 @@ export interface OpenedStore {
   tenantSecret: string;
 }
 
+const TENANT_SECRET = 'tenant-secret';
+
 /** How long the start waits for Redis before serving anyway (from the upstream, until Redis answers). */
 const REDIS_STARTUP_WAIT_MS = 2_000;
 
@@ -31,7 +33,9 @@ export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogge
     });
     // Redis holds other keys too and counts no evictions of ours: no entry figures from it.
     const figures: StoreFigures = { kind: 'redis', entries: () => undefined, bytes: () => undefined, evictions: () => undefined };
-    return { store: redis, figures, redis, snapshot: undefined, tenantSecret: await sharedTenantSecret(redis, config, candidate, log) };
+    const tenantSecret = await sharedTenantSecret(redis, config, candidate, log);
+    if (config.cache.tenantSecret === undefined) redis.keepShared(TENANT_SECRET, tenantSecret);
+    return { store: redis, figures, redis, snapshot: undefined, tenantSecret };
   }
   const store = new MemoryStore(config.cache.memory);
   const figures: StoreFigures = { kind: 'memory', entries: () => store.size, bytes: () => store.sizeBytes, evictions: () => store.evictions };
@@ -50,7 +54,7 @@ async function sharedTenantSecret(redis: RedisStore, config: RecallConfig, candi
   if (config.cache.tenantSecret !== undefined) return config.cache.tenantSecret;
   if (await redis.whenReady(REDIS_STARTUP_WAIT_MS)) {
     try {
-      return await redis.sharedValue('tenant-secret', candidate);
+      return await redis.sharedValue(TENANT_SECRET, candidate);
     } catch (err) {
       log.warn({ err }, 'could not read the shared tenant secret from Redis');
     }

@@ -114,12 +114,23 @@ export class RedisStore implements CacheStore {
 
   /**
    * A value every instance must agree on (the tenant HMAC secret): the first instance's candidate wins, stored once
-   * with SET NX under this store's prefix; later instances read it back.
+   * with SET NX; later instances read it back. Its key lies outside the entries' prefix, so that no purge (of all,
+   * or of a namespace with the same name) can delete it from under the running instances.
    */
   async sharedValue(name: string, candidate: string): Promise<string> {
-    const key = `${this.keyPrefix}shared:${name}`;
+    const key = `recall-meta:${this.keyPrefix}${name}`;
     await this.redis.set(key, candidate, 'NX');
     return (await this.redis.get(key)) ?? candidate;
+  }
+
+  /**
+   * Writes the agreed value back (SET NX) whenever the connection becomes ready again: a Redis restarted without
+   * persistence has lost it, and instances started after that must still find the one the running ones use.
+   */
+  keepShared(name: string, value: string): void {
+    this.redis.on('ready', () => {
+      this.redis.set(`recall-meta:${this.keyPrefix}${name}`, value, 'NX').catch(() => undefined);
+    });
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {

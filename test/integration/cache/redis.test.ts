@@ -77,6 +77,19 @@ describe('exact tier on Redis', () => {
     expect(stored).toBe(true);
   });
 
+  it('a purge of everything keeps the partitions: instances still share entries afterwards', async () => {
+    const admin = await startRecall({ 'upstream.url': mock.baseURL, 'redis.url': redis.url, 'redis.key_prefix': `recall-test-${process.pid}:`, 'admin.token': 'purge-token' });
+    try {
+      const purged = await fetch(`${admin.url}/recall/admin/purge`, { method: 'POST', headers: { authorization: 'Bearer purge-token', 'content-type': 'application/json' }, body: '{"all":true}' });
+      expect(purged.status).toBe(200);
+      const request = chat();
+      expect(await outcome(a, request)).toBe('MISS');
+      expect(await outcome(admin, request)).toBe('HIT');
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('never writes an API key to Redis', async () => {
     const key = 'sk-redis-secret-key-777';
     await a.client({ apiKey: key }).chat.completions.create(chat());
@@ -94,6 +107,7 @@ describe('exact tier on Redis', () => {
       socket.write('EVAL "local out = {} for _, k in ipairs(redis.call(\'KEYS\', \'*\')) do table.insert(out, k) table.insert(out, redis.call(\'GET\', k)) end table.insert(out, \'END-OF-DUMP\') return out" 0\r\n');
     });
     expect(dump).toContain('END-OF-DUMP');
+    expect(dump).toContain('recall-meta:');
     expect(dump).toContain('recall-test-');
     expect(dump).not.toContain(key);
     expect(dump).not.toContain('redis-secret-key');
