@@ -5,24 +5,40 @@
 //   npm run bench:forward -- [--duration 10] [--warmup 2] [--connections 50] [--rate 500] [--mock-latency-ms N]
 //   npm run bench:forward -- --profile     (saturation through Recall only, under `node --cpu-prof`; prints top costs)
 
-import autocannon from 'autocannon';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, platform, arch } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  buildIfStale,
+  ChildProcesses,
+  childCpuSeconds,
+  commandLine,
+  LoadGenerator,
+  machine,
+  medianBusyMsPerSecond,
+  metOrNot,
+  ms,
+  ownCpuSeconds,
+  positiveNumber,
+  profileSummary,
+  RESULTS_DIR,
+  startRecall,
+  startScript,
+  STARTUP_TIMEOUT_MS,
+  summariseLatency,
+  timestampForFile,
+  type AutocannonLatency,
+  type LatencySummary,
+  type LoadOptions,
+  type LoadRun,
+  type Server,
+} from './bench-harness.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESULTS_DIR = join(ROOT, 'loadtest', 'results');
 const CHAT_ROUTE = 'POST /v1/chat/completions';
 /** Time for requests cut off when autocannon stops to reach (or fail to reach) the mock before it is counted. */
 const SETTLE_MS = 300;
-const STARTUP_TIMEOUT_MS = 20_000;
-const CHILD_STOP_TIMEOUT_MS = 15_000;
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
@@ -35,13 +51,6 @@ interface BenchSettings {
   /** Mock latencies to run the whole suite with; 0 always comes first. */
   mockLatenciesMs: number[];
   profile: boolean;
-}
-
-function positiveNumber(name: string, raw: string | undefined, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0 || value > max) throw new RangeError(`--${name} must be a number in (0, ${max}], got '${raw}'`);
-  return value;
 }
 
 function readSettings(argv: string[]): BenchSettings {
@@ -75,133 +84,25 @@ function timeBudgetMs(settings: BenchSettings): number {
   return 90_000 + passes * (loadRunsPerPass * perLoadRun + 2 * STARTUP_TIMEOUT_MS);
 }
 
-function commandLine(argv: string[]): string {
-  const args = argv.join(' ');
-  if (process.env.npm_lifecycle_event === 'bench:forward') return `npm run bench:forward${args === '' ? '' : ` -- ${args}`}`;
-  return `npx tsx loadtest/bench-forward.ts${args === '' ? '' : ` ${args}`}`;
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
 // Child processes: the mock upstream, the bare proxy and Recall, always stopped on exit, on error and on SIGINT
 
-const children = new Set<ChildProcess>();
+const children = new ChildProcesses();
+/** Running autocannon instances, stopped on SIGINT or by the watchdog. */
+const loads = new LoadGenerator();
 
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-/** Keeps the last few KB a child wrote to a pipe, for error messages. */
-function tail(stream: NodeJS.ReadableStream | null): () => string {
-  let text = '';
-  stream?.on('data', (chunk: Buffer) => {
-    text = (text + chunk.toString('utf8')).slice(-4_000);
-  });
-  return () => text.trim();
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
-function killChildrenNow(): void {
-  for (const child of children) child.kill('SIGKILL');
-}
-
-/** A port that was free a moment ago; Recall only reports its port in its logs, which go to /dev/null. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A child that printed its listening line: the mock upstream, or the bare proxy in front of it. */
-interface Mock {
-  process: ChildProcess;
-  /** http://127.0.0.1:PORT */
-  origin: string;
-  stderr: () => string;
-}
-
-/** Starts a loadtest/*.ts script under tsx and waits for the `listening on http://127.0.0.1:PORT` line it prints. */
-function startListening(name: string, script: string, args: string[]): Promise<Mock> {
-  const child = track(spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'loadtest', script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const stderr = tail(child.stderr);
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${STARTUP_TIMEOUT_MS} ms: ${stderr()}`)), STARTUP_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited early (${code ?? signal}): ${stderr()}`));
-    });
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (match?.[1] === undefined) return;
-      clearTimeout(timer);
-      child.stdout?.removeAllListeners('data');
-      child.stdout?.resume();
-      resolve({ process: child, origin: match[1], stderr });
-    });
-  });
-}
-
-function startMock(latencyMs: number): Promise<Mock> {
-  return startListening('mock upstream', 'mock-upstream.ts', ['--port', '0', '--latency-ms', String(latencyMs)]);
+function startMock(latencyMs: number): Promise<Server> {
+  return startScript(children, 'mock upstream', 'mock-upstream.ts', ['--port', '0', '--latency-ms', String(latencyMs)]);
 }
 
 /** loadtest/bare-proxy.ts in front of the mock: node:http + one undici Pool, no logging, no framework. */
-function startBareProxy(mock: Mock): Promise<Mock> {
-  return startListening('bare proxy', 'bare-proxy.ts', ['--port', '0', '--upstream', mock.origin]);
-}
-
-interface Recall {
-  process: ChildProcess;
-  origin: string;
-  stderr: () => string;
+function startBareProxy(mock: Server): Promise<Server> {
+  return startScript(children, 'bare proxy', 'bare-proxy.ts', ['--port', '0', '--upstream', mock.origin]);
 }
 
 /** Recall with default settings (log level info included), its stdout going to /dev/null. */
-async function startRecall(upstreamBaseUrl: string, nodeFlags: string[]): Promise<Recall> {
-  const port = await freePort();
-  // What a user gets by default: no config file and no RECALL_* setting (log level, upstream key, Redis…) from the caller's shell.
-  const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('RECALL_'));
-  const env: NodeJS.ProcessEnv = { ...Object.fromEntries(inherited), RECALL_HOST: '127.0.0.1', RECALL_PORT: String(port), RECALL_UPSTREAM_URL: upstreamBaseUrl };
-  const child = track(spawn(process.execPath, [...nodeFlags, join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] }));
-  const recall: Recall = { process: child, origin: `http://127.0.0.1:${port}`, stderr: tail(child.stderr) };
-  await waitForHealthz(recall);
-  return recall;
-}
-
-async function waitForHealthz(recall: Recall): Promise<void> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (recall.process.exitCode !== null) throw new Error(`Recall exited early (${recall.process.exitCode}): ${recall.stderr()}`);
-    try {
-      const response = await fetch(`${recall.origin}/healthz`, { signal: AbortSignal.timeout(1_000) });
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`Recall did not answer /healthz within ${STARTUP_TIMEOUT_MS} ms: ${recall.stderr()}`);
-}
-
-function buildIfStale(): void {
-  const result = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-if-stale.mjs')], { cwd: ROOT, stdio: 'inherit' });
-  if (result.status !== 0) throw new Error(`build failed (exit ${result.status ?? result.signal})`);
+function startRecallOn(mock: Server, nodeFlags: string[]): Promise<Server> {
+  return startRecall(children, { name: 'Recall', upstreamBaseUrl: `${mock.origin}/v1`, nodeFlags });
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -212,7 +113,7 @@ interface UpstreamCount {
   aborted: number;
 }
 
-async function mockControl(mock: Mock, method: 'GET' | 'POST', path: string): Promise<unknown> {
+async function mockControl(mock: Server, method: 'GET' | 'POST', path: string): Promise<unknown> {
   let response: Response;
   try {
     response = await fetch(`${mock.origin}${path}`, { method, signal: AbortSignal.timeout(5_000) });
@@ -225,19 +126,19 @@ async function mockControl(mock: Mock, method: 'GET' | 'POST', path: string): Pr
   return response.json();
 }
 
-async function resetMock(mock: Mock): Promise<void> {
+async function resetMock(mock: Server): Promise<void> {
   await sleep(SETTLE_MS);
   await mockControl(mock, 'POST', '/mock/reset');
 }
 
-async function upstreamCount(mock: Mock): Promise<UpstreamCount> {
+async function upstreamCount(mock: Server): Promise<UpstreamCount> {
   await sleep(SETTLE_MS);
   const stats = (await mockControl(mock, 'GET', '/mock/stats')) as { byRoute?: Record<string, number>; aborted?: number };
   return { chat: stats.byRoute?.[CHAT_ROUTE] ?? 0, aborted: stats.aborted ?? 0 };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Load generation with autocannon
+// Request bodies
 
 /** Every request of the whole run gets its own prompt, so a caching Recall could never answer one from cache. */
 function distinctPrompts(): { runId: string; nextBody: () => string } {
@@ -248,152 +149,8 @@ function distinctPrompts(): { runId: string; nextBody: () => string } {
   return { runId, nextBody };
 }
 
-interface LoadOptions {
-  origin: string;
-  connections: number;
-  durationS: number;
-  /** Requests per second over all connections; unlimited when undefined. */
-  overallRate?: number | undefined;
-  /**
-   * With overallRate: run one single-connection autocannon instance per connection, each at its share of the rate and
-   * started 1/connections of a second after the previous one, so the requests are spread over each second.
-   */
-  staggered?: boolean;
-  nextBody: () => string;
-}
-
-interface LoadRun {
-  /** These four are summed over the instances of a staggered load. */
-  sent: number;
-  errors: number;
-  timeouts: number;
-  /** Mean of autocannon's per-second request counts. */
-  requestsPerSecond: number;
-  /** Seconds autocannon ran (the mean over instances). */
-  durationS: number;
-  /** autocannon's own latency histogram (whole ms); null for a staggered load, whose instances each have their own. */
-  autocannonLatencyMs: AutocannonLatency | null;
-  /** Every response's latency in ms, as autocannon measured it with process.hrtime (sub-µs resolution). */
-  latenciesMs: Float64Array;
-  /** performance.now() of every response, for the shape of the load over time. */
-  completedAt: Float64Array;
-  startedAt: number;
-  responses: number;
-  non2xx: number;
-}
-
-interface AutocannonLatency {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-/** What every response reports, whichever autocannon instance it came from. */
-interface ResponseRecorder {
-  latencies: number[];
-  completedAt: number[];
-  non2xx: number;
-}
-
-/** Running autocannon instances, stopped on SIGINT or by the watchdog. */
-const runningLoads = new Set<autocannon.Instance>();
-
-function runInstance(options: autocannon.Options, recorder: ResponseRecorder): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon(options, (error: unknown, result: autocannon.Result) => {
-      runningLoads.delete(instance);
-      if (error) reject(error instanceof Error ? error : new Error(String(error)));
-      else resolve(result);
-    });
-    runningLoads.add(instance);
-    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      recorder.latencies.push(responseTime);
-      recorder.completedAt.push(performance.now());
-      if (statusCode < 200 || statusCode > 299) recorder.non2xx++;
-    });
-  });
-}
-
-function stopLoads(): void {
-  for (const instance of runningLoads) instance.stop();
-}
-
-function autocannonOptions(options: LoadOptions, connections: number, overallRate: number | undefined): autocannon.Options {
-  return {
-    url: options.origin,
-    connections,
-    duration: options.durationS,
-    ...(overallRate === undefined ? {} : { overallRate }),
-    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/chat/completions',
-        setupRequest: (request) => {
-          request.body = options.nextBody();
-          return request;
-        },
-      },
-    ],
-  };
-}
-
-/** Shares `total` out as evenly as whole numbers allow, the larger shares first. */
-function shares(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
-}
-
-async function runLoad(options: LoadOptions): Promise<LoadRun> {
-  const recorder: ResponseRecorder = { latencies: [], completedAt: [], non2xx: 0 };
-  const startedAt = performance.now();
-  let results: autocannon.Result[];
-  if (options.staggered === true && options.overallRate !== undefined) {
-    const gapMs = 1_000 / options.connections;
-    const rates = shares(options.overallRate, options.connections).filter((rate) => rate > 0);
-    results = await Promise.all(
-      rates.map(async (rate, i) => {
-        await sleep(i * gapMs);
-        return runInstance(autocannonOptions(options, 1, rate), recorder);
-      }),
-    );
-  } else {
-    results = [await runInstance(autocannonOptions(options, options.connections, options.overallRate), recorder)];
-  }
-  const first = results[0];
-  if (first === undefined) throw new Error('no autocannon instance ran');
-  const sum = (pick: (result: autocannon.Result) => number): number => results.reduce((total, result) => total + pick(result), 0);
-  return {
-    sent: sum((result) => result.requests.sent),
-    errors: sum((result) => result.errors),
-    timeouts: sum((result) => result.timeouts),
-    durationS: sum((result) => result.duration) / results.length,
-    requestsPerSecond: sum((result) => result.requests.average),
-    autocannonLatencyMs: results.length === 1 ? { p50: first.latency.p50, p90: first.latency.p90, p99: first.latency.p99, max: first.latency.max } : null,
-    latenciesMs: Float64Array.from(recorder.latencies),
-    completedAt: Float64Array.from(recorder.completedAt),
-    startedAt,
-    responses: recorder.latencies.length,
-    non2xx: recorder.non2xx,
-  };
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
 // CPU time per process, to compare costs per request on a machine too noisy for absolute throughput
-
-const CLOCK_TICKS_PER_S = Number.parseInt(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout ?? '', 10) || 100;
-
-/** User + system CPU seconds a child has used so far (Linux /proc); NaN where that is not available. */
-function childCpuSeconds(child: ChildProcess): number {
-  try {
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name start at field 3; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 interface CpuSnapshot {
   client: number;
@@ -403,9 +160,8 @@ interface CpuSnapshot {
 }
 
 function cpuSnapshot({ mock, recall, bare }: Processes): CpuSnapshot {
-  const own = process.cpuUsage();
   return {
-    client: (own.user + own.system) / 1e6,
+    client: ownCpuSeconds(),
     mock: childCpuSeconds(mock.process),
     recall: childCpuSeconds(recall.process),
     bare: bare === undefined ? Number.NaN : childCpuSeconds(bare.process),
@@ -419,45 +175,7 @@ function cpuPerRequest(before: CpuSnapshot, after: CpuSnapshot, requests: number
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Statistics
-
-interface LatencySummary {
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
-}
-
-function summariseLatency(latenciesMs: Float64Array): LatencySummary {
-  const sorted = latenciesMs.slice().sort();
-  const mean = sorted.reduce((sum, value) => sum + value, 0) / Math.max(1, sorted.length);
-  return { mean, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? Number.NaN };
-}
-
-/**
- * Median, over the whole seconds of a run, of the time between the first and the last response of that second.
- * Close to 1000 ms when requests are spread over the second; small when they come in one burst.
- */
-function medianBusyMsPerSecond(run: LoadRun): number {
-  const firstLast = new Map<number, { first: number; last: number }>();
-  for (const at of run.completedAt) {
-    const second = Math.floor((at - run.startedAt) / 1_000);
-    const window = firstLast.get(second);
-    if (window === undefined) firstLast.set(second, { first: at, last: at });
-    else window.last = at;
-  }
-  const wholeSeconds = Math.floor(run.durationS);
-  const spans = Float64Array.from([...firstLast].filter(([second]) => second < wholeSeconds).map(([, w]) => w.last - w.first)).sort();
-  return percentile(spans, 50);
-}
+// Measurements
 
 /** Straight to the mock, through loadtest/bare-proxy.ts, or through Recall. */
 type Target = 'direct' | 'bare' | 'recall';
@@ -494,10 +212,10 @@ function checkCounts(target: string, scenario: string, run: LoadRun, upstream: U
 }
 
 interface Processes {
-  mock: Mock;
-  recall: Recall;
+  mock: Server;
+  recall: Server;
   /** Not started under --profile. */
-  bare?: Mock | undefined;
+  bare?: Server | undefined;
 }
 
 async function measure(
@@ -511,10 +229,10 @@ async function measure(
   const { mock } = processes;
   const origin = { direct: mock.origin, bare: processes.bare?.origin, recall: processes.recall.origin }[target];
   if (origin === undefined) throw new Error(`no ${target} process to measure`);
-  await runLoad({ ...load, origin, durationS: settings.warmupS });
+  await loads.run({ ...load, origin, durationS: settings.warmupS });
   await resetMock(mock);
   const cpuBefore = cpuSnapshot(processes);
-  const run = await runLoad({ ...load, origin, durationS: settings.durationS });
+  const run = await loads.run({ ...load, origin, durationS: settings.durationS });
   const cpuAfter = cpuSnapshot(processes);
   const upstream = await upstreamCount(mock);
   return {
@@ -603,18 +321,18 @@ function fixedRateResult(direct: Measurement, recall: Measurement, bare?: Measur
 async function runPass(settings: BenchSettings, mockLatencyMs: number, nextBody: () => string): Promise<PassResult> {
   process.stderr.write(`mock latency ${mockLatencyMs} ms\n`);
   const mock = await startMock(mockLatencyMs);
-  let bare: Mock | undefined;
-  let recall: Recall | undefined;
+  let bare: Server | undefined;
+  let recall: Server | undefined;
   try {
     bare = await startBareProxy(mock);
-    recall = await startRecall(`${mock.origin}/v1`, []);
+    recall = await startRecallOn(mock, []);
     const processes: Processes = { mock, bare, recall };
     const m = (target: Target, scenario: string, load: Omit<LoadOptions, 'origin' | 'durationS'>): Promise<Measurement> =>
       measure(target, scenario, processes, settings, load);
     const { connections, rate } = settings;
-    const saturation = { connections, nextBody };
-    const burst = { connections, overallRate: rate, nextBody };
-    const spread = { connections, overallRate: rate, staggered: true, nextBody };
+    const saturation = { connections, body: nextBody };
+    const burst = { connections, overallRate: rate, body: nextBody };
+    const spread = { connections, overallRate: rate, staggered: true, body: nextBody };
     const aDirect = await m('direct', 'saturation', saturation);
     const aBare = await m('bare', 'saturation', saturation);
     const aRecall = await m('recall', 'saturation', saturation);
@@ -630,9 +348,9 @@ async function runPass(settings: BenchSettings, mockLatencyMs: number, nextBody:
       fixedRateSpread: fixedRateResult(cDirect, cRecall, cBare),
     };
   } finally {
-    if (recall !== undefined) await stopChild(recall.process);
-    if (bare !== undefined) await stopChild(bare.process);
-    await stopChild(mock.process);
+    if (recall !== undefined) await children.stop(recall.process);
+    if (bare !== undefined) await children.stop(bare.process);
+    await children.stop(mock.process);
   }
 }
 
@@ -670,16 +388,8 @@ interface Report {
   warnings: string[];
 }
 
-function ms(value: number): string {
-  return Number.isFinite(value) ? value.toFixed(2) : 'n/a';
-}
-
 function signedMs(value: number): string {
   return `${value >= 0 ? '+' : ''}${ms(value)}`;
-}
-
-function metOrNot(met: boolean): string {
-  return met ? '**met**' : '**not met**';
 }
 
 function saturationMarkdown(a: SaturationResult, settings: BenchSettings): string[] {
@@ -757,89 +467,26 @@ function reportMarkdown(report: Report, settings: BenchSettings): string {
   return lines.join('\n');
 }
 
-function nproc(): number {
-  const result = spawnSync('nproc', { encoding: 'utf8' });
-  const value = Number.parseInt(result.stdout ?? '', 10);
-  return Number.isFinite(value) ? value : availableParallelism();
-}
-
-function timestampForFile(date: Date): string {
-  return date.toISOString().replace(/[:.]/g, '-');
-}
-
 // ---------------------------------------------------------------------------------------------------------------------
 // --profile: saturation through Recall under `node --cpu-prof`, then the top self-time functions
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
-}
-
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Where a function lives: a package under node_modules, node's internals, a file of Recall's, or a V8 pseudo-frame. */
-function ownerOf(url: string, functionName: string): string {
-  if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
-  if (url.startsWith('node:')) return 'node internals';
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  return pkg?.[1] ?? url;
-}
-
-function summariseProfile(profile: CpuProfile, top: number): string {
-  const selfUs = new Map<number, number>();
-  profile.samples.forEach((nodeId, i) => selfUs.set(nodeId, (selfUs.get(nodeId) ?? 0) + (profile.timeDeltas[i] ?? 0)));
-  const total = [...selfUs.values()].reduce((sum, us) => sum + us, 0);
-  const byFunction = new Map<string, number>();
-  const byOwner = new Map<string, number>();
-  for (const node of profile.nodes) {
-    const us = selfUs.get(node.id) ?? 0;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const file = url.replace(/^file:\/\//, '').replace(ROOT, '');
-    const key = `${functionName || '(anonymous)'}  ${file === '' ? '' : `${file}:${lineNumber + 1}`}`;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
-    const owner = ownerOf(file, functionName);
-    byOwner.set(owner, (byOwner.get(owner) ?? 0) + us);
-  }
-  const share = (us: number): string => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
-  const ranked = (map: Map<string, number>, n: number): string[] =>
-    [...map].sort((x, y) => y[1] - x[1]).slice(0, n).map(([name, us]) => `${share(us)}  ${(us / 1_000).toFixed(0).padStart(6)} ms  ${name}`);
-  return [
-    `profile: ${(total / 1_000).toFixed(0)} ms of samples`,
-    '',
-    'self time by owner:',
-    ...ranked(byOwner, 12),
-    '',
-    `top ${top} functions by self time:`,
-    ...ranked(byFunction, top),
-  ].join('\n');
-}
 
 async function runProfile(settings: BenchSettings, nextBody: () => string): Promise<void> {
   const dir = join(RESULTS_DIR, `profile-${timestampForFile(new Date())}`);
   mkdirSync(dir, { recursive: true });
   const mock = await startMock(0);
   try {
-    const recall = await startRecall(`${mock.origin}/v1`, ['--cpu-prof', '--cpu-prof-dir', dir]);
+    const recall = await startRecallOn(mock, ['--cpu-prof', '--cpu-prof-dir', dir]);
     try {
-      const m = await measure('recall', 'saturation (profiled)', { mock, recall }, settings, { connections: settings.connections, nextBody });
+      const m = await measure('recall', 'saturation (profiled)', { mock, recall }, settings, { connections: settings.connections, body: nextBody });
       console.log(`through Recall under --cpu-prof: ${m.requestsPerSecond.toFixed(0)} req/s, p50 ${ms(m.latencyMs.p50)} ms, p99 ${ms(m.latencyMs.p99)} ms, non-2xx ${m.non2xx}, errors ${m.errors}`);
     } finally {
       // SIGTERM makes Recall drain and exit 0, which is when node writes the profile.
-      await stopChild(recall.process);
+      await children.stop(recall.process);
     }
   } finally {
-    await stopChild(mock.process);
+    await children.stop(mock.process);
   }
-  const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
-  if (file === undefined) throw new Error(`no .cpuprofile written to ${dir}`);
-  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
-  console.log(`\n${join(dir, file)}\n`);
-  console.log(summariseProfile(profile, 25));
+  console.log(`\n${profileSummary(dir, 25)}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -849,8 +496,8 @@ async function runBenchmark(argv: string[]): Promise<void> {
   const settings = readSettings(argv);
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench-forward: still running after ${timeBudgetMs(settings) / 1_000} s; stopping\n`);
-    stopLoads();
-    killChildrenNow();
+    loads.stopAll();
+    children.killNow();
     process.exit(1);
   }, timeBudgetMs(settings));
   try {
@@ -863,13 +510,14 @@ async function runBenchmark(argv: string[]): Promise<void> {
     const started = new Date();
     const passes: PassResult[] = [];
     for (const mockLatencyMs of settings.mockLatenciesMs) passes.push(await runPass(settings, mockLatencyMs, nextBody));
+    const { nproc, cpu, platform, node } = machine();
     const report: Report = {
       date: started.toISOString(),
-      node: process.version,
-      nproc: nproc(),
-      cpu: cpus()[0]?.model ?? 'unknown CPU',
-      platform: `${platform()} ${arch()}`,
-      command: commandLine(argv),
+      node,
+      nproc,
+      cpu,
+      platform,
+      command: commandLine('bench:forward', 'loadtest/bench-forward.ts', argv),
       runId,
       settings: {
         durationS: settings.durationS,
@@ -896,18 +544,18 @@ async function runBenchmark(argv: string[]): Promise<void> {
 
 function onSignal(signal: NodeJS.Signals): void {
   process.stderr.write(`bench-forward: ${signal}; stopping the mock and Recall\n`);
-  stopLoads();
-  killChildrenNow();
+  loads.stopAll();
+  children.killNow();
   process.exit(130);
 }
 
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
-process.once('exit', killChildrenNow);
+process.once('exit', () => children.killNow());
 
 runBenchmark(process.argv.slice(2)).catch((error: unknown) => {
   process.stderr.write(`bench-forward: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  stopLoads();
-  killChildrenNow();
+  loads.stopAll();
+  children.killNow();
   process.exitCode = 1;
 });

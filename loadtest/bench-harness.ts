@@ -1,6 +1,6 @@
 // The parts a Recall load benchmark is built from: child processes on loopback that always die with the run, autocannon
 // load with per-response hrtime latencies, CPU time per process from /proc, percentiles, and a `--cpu-prof` summary.
-// loadtest/bench-hits.ts uses it; loadtest/bench-forward.ts still carries its own copies of the same pieces.
+// loadtest/bench-forward.ts and loadtest/bench-hits.ts are built from it.
 
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
@@ -210,6 +210,8 @@ export interface LoadRun {
   requestsPerSecond: number;
   /** Seconds autocannon ran (the mean over instances). */
   durationS: number;
+  /** autocannon's own latency histogram (whole ms); null for a staggered load, whose instances each have their own. */
+  autocannonLatencyMs: AutocannonLatency | null;
   /** Every response's latency in ms, as autocannon measured it with process.hrtime (sub-µs resolution). */
   latenciesMs: Float64Array;
   /** performance.now() of every response, for the shape of the load over time. */
@@ -219,6 +221,13 @@ export interface LoadRun {
   non2xx: number;
   /** Values of LoadOptions.tallyHeader and how many responses carried each; empty without tallyHeader. */
   headerTally: Record<string, number>;
+}
+
+export interface AutocannonLatency {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
 }
 
 /** What every response reports, whichever autocannon instance it came from. */
@@ -260,13 +269,16 @@ export class LoadGenerator {
     } else {
       results = [await this.runInstance(this.autocannonOptions(options, options.connections, options.overallRate, recorder), recorder)];
     }
+    const first = results[0];
+    if (first === undefined) throw new Error('no autocannon instance ran');
     const sum = (pick: (result: autocannon.Result) => number): number => results.reduce((total, result) => total + pick(result), 0);
     return {
       sent: sum((result) => result.requests.sent),
       errors: sum((result) => result.errors),
       timeouts: sum((result) => result.timeouts),
-      durationS: sum((result) => result.duration) / Math.max(1, results.length),
+      durationS: sum((result) => result.duration) / results.length,
       requestsPerSecond: sum((result) => result.requests.average),
+      autocannonLatencyMs: results.length === 1 ? { p50: first.latency.p50, p90: first.latency.p90, p99: first.latency.p99, max: first.latency.max } : null,
       latenciesMs: Float64Array.from(recorder.latencies),
       completedAt: Float64Array.from(recorder.completedAt),
       startedAt,
