@@ -50,3 +50,19 @@ describe('MemoryStore', () => {
     expect(store.sizeBytes).toBe(0);
   });
 });
+
+describe('MemoryStore at its limit', () => {
+  it('evicts exactly the least recently used entries, in order, over many rounds', async () => {
+    const store = new MemoryStore({ maxEntries: 100, maxBytes: 1e9 }, () => 0);
+    for (let i = 0; i < 5_000; i++) {
+      await store.set(`k${i}`, entry(String(i), 0));
+      if (i % 10 === 0) await store.get('k0');
+    }
+    expect(store.size).toBe(100);
+    expect(store.evictions).toBe(4_900);
+    expect(await store.get('k0')).toBeDefined();
+    expect(await store.get('k4900')).toBeUndefined();
+    expect(await store.get('k4901')).toBeDefined();
+    expect([...store.live()].map(([key]) => key).slice(-2)).toEqual(['k0', 'k4901']);
+  });
+});
