@@ -6,30 +6,37 @@
 //   npm run bench:forward -- --profile     (saturation through Recall only, under `node --cpu-prof`; prints top costs)
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import {
   buildIfStale,
   ChildProcesses,
   childCpuSeconds,
   commandLine,
+  commonBenchSettings,
   LoadGenerator,
   machine,
   medianBusyMsPerSecond,
   metOrNot,
   ms,
   ownCpuSeconds,
+  parseBenchFlags,
   positiveNumber,
   profileSummary,
+  reportHeading,
   RESULTS_DIR,
+  runBenchmarkProcess,
+  saveAndPrintReport,
   startRecall,
   startScript,
   STARTUP_TIMEOUT_MS,
   summariseLatency,
   timestampForFile,
+  warningsMarkdown,
+  withWatchdog,
   type AutocannonLatency,
+  type CommonBenchSettings,
   type LatencySummary,
   type LoadOptions,
   type LoadRun,
@@ -43,37 +50,15 @@ const SETTLE_MS = 300;
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
 
-interface BenchSettings {
-  durationS: number;
-  warmupS: number;
-  connections: number;
-  rate: number;
+interface BenchSettings extends CommonBenchSettings {
   /** Mock latencies to run the whole suite with; 0 always comes first. */
   mockLatenciesMs: number[];
-  profile: boolean;
 }
 
 function readSettings(argv: string[]): BenchSettings {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      connections: { type: 'string' },
-      rate: { type: 'string' },
-      'mock-latency-ms': { type: 'string' },
-      profile: { type: 'boolean' },
-    },
-  });
-  const extraLatency = values['mock-latency-ms'] === undefined ? [] : [positiveNumber('mock-latency-ms', values['mock-latency-ms'], 0, 10_000)];
-  return {
-    durationS: positiveNumber('duration', values.duration, 10, 60),
-    warmupS: positiveNumber('warmup', values.warmup, 2, 30),
-    connections: Math.round(positiveNumber('connections', values.connections, 50, 1_000)),
-    rate: Math.round(positiveNumber('rate', values.rate, 500, 100_000)),
-    mockLatenciesMs: [0, ...extraLatency],
-    profile: values.profile === true,
-  };
+  const flags = parseBenchFlags(argv, ['mock-latency-ms']);
+  const extraLatency = flags['mock-latency-ms'] === undefined ? [] : [positiveNumber('mock-latency-ms', flags['mock-latency-ms'], 0, 10_000)];
+  return { ...commonBenchSettings(flags, 500), mockLatenciesMs: [0, ...extraLatency] };
 }
 
 /** Upper bound on the whole run; the watchdog stops everything past it. */
@@ -452,19 +437,15 @@ function passMarkdown(pass: PassResult, settings: BenchSettings): string {
 }
 
 function reportMarkdown(report: Report, settings: BenchSettings): string {
-  const lines = [
-    `## Recall forwarding benchmark, ${report.date}`,
-    '',
-    `- machine: ${report.nproc} CPUs (\`nproc\`), ${report.cpu}, ${report.platform}; node ${report.node}`,
-    `- command: \`${report.command}\``,
+  return [
+    ...reportHeading('Recall forwarding benchmark', report.date, report, report.command),
     `- settings: warm-up ${settings.warmupS} s then ${settings.durationS} s per measurement, ${settings.connections} connections, ` +
       `fixed rate ${settings.rate} req/s, Recall defaults (log level ${report.settings.recallLogLevel}, stdout to /dev/null), every prompt distinct (run ${report.runId})`,
     `- latency: ${report.settings.latencyResolution}`,
     '',
     ...report.passes.flatMap((pass) => [passMarkdown(pass, settings), '']),
-  ];
-  if (report.warnings.length > 0) lines.push('**Warnings**', '', ...report.warnings.map((w) => `- ${w}`), '');
-  return lines.join('\n');
+    ...warningsMarkdown(report.warnings),
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -494,13 +475,7 @@ async function runProfile(settings: BenchSettings, nextBody: () => string): Prom
 
 async function runBenchmark(argv: string[]): Promise<void> {
   const settings = readSettings(argv);
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`bench-forward: still running after ${timeBudgetMs(settings) / 1_000} s; stopping\n`);
-    loads.stopAll();
-    children.killNow();
-    process.exit(1);
-  }, timeBudgetMs(settings));
-  try {
+  await withWatchdog('bench-forward', timeBudgetMs(settings), loads, children, async () => {
     buildIfStale();
     const { runId, nextBody } = distinctPrompts();
     if (settings.profile) {
@@ -531,31 +506,8 @@ async function runBenchmark(argv: string[]): Promise<void> {
       passes,
       warnings: passes.flatMap(warningsOf),
     };
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = join(RESULTS_DIR, `forward-${timestampForFile(started)}.json`);
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    console.log(reportMarkdown(report, settings));
-    console.log(`JSON: ${file}`);
-    for (const warning of report.warnings) process.stderr.write(`WARNING: ${warning}\n`);
-  } finally {
-    clearTimeout(watchdog);
-  }
+    saveAndPrintReport('forward', started, report, reportMarkdown(report, settings));
+  });
 }
 
-function onSignal(signal: NodeJS.Signals): void {
-  process.stderr.write(`bench-forward: ${signal}; stopping the mock and Recall\n`);
-  loads.stopAll();
-  children.killNow();
-  process.exit(130);
-}
-
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-process.once('exit', () => children.killNow());
-
-runBenchmark(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`bench-forward: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  loads.stopAll();
-  children.killNow();
-  process.exitCode = 1;
-});
+runBenchmarkProcess('bench-forward', 'stopping the mock and Recall', loads, children, () => runBenchmark(process.argv.slice(2)));

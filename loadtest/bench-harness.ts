@@ -4,12 +4,13 @@
 
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, platform } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const RESULTS_DIR = join(ROOT, 'loadtest', 'results');
@@ -26,11 +27,101 @@ export function positiveNumber(name: string, raw: string | undefined, fallback: 
   return value;
 }
 
+/** The settings every benchmark takes from its command line; `--profile` makes it a profiled run instead. */
+export interface CommonBenchSettings {
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  /** Requests per second of the fixed-rate scenario. */
+  rate: number;
+  profile: boolean;
+}
+
+/** The raw flags: the common ones, and the benchmark's own extra flags, which all take a value. */
+export type BenchFlags<Extra extends string> = {
+  duration?: string | undefined;
+  warmup?: string | undefined;
+  connections?: string | undefined;
+  rate?: string | undefined;
+  profile?: boolean | undefined;
+} & Partial<Record<Extra, string>>;
+
+/** Parses `--duration --warmup --connections --rate --profile` plus `extraFlags`; throws on any other flag. */
+export function parseBenchFlags<Extra extends string>(argv: string[], extraFlags: readonly Extra[]): BenchFlags<Extra> {
+  const extra = Object.fromEntries(extraFlags.map((name) => [name, { type: 'string' as const }]));
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      rate: { type: 'string' },
+      ...extra,
+      profile: { type: 'boolean' },
+    },
+  });
+  return values as BenchFlags<Extra>;
+}
+
+/** Validates the common flags: 10 s (≤ 60) measured after 2 s (≤ 30) of warm-up, 50 connections (≤ 1000), `defaultRate` req/s. */
+export function commonBenchSettings(flags: BenchFlags<never>, defaultRate: number): CommonBenchSettings {
+  return {
+    durationS: positiveNumber('duration', flags.duration, 10, 60),
+    warmupS: positiveNumber('warmup', flags.warmup, 2, 30),
+    connections: Math.round(positiveNumber('connections', flags.connections, 50, 1_000)),
+    rate: Math.round(positiveNumber('rate', flags.rate, defaultRate, 100_000)),
+    profile: flags.profile === true,
+  };
+}
+
 /** How the run was started, for the report: `npm run <script> -- …` when npm ran it, `npx tsx <file> …` otherwise. */
 export function commandLine(npmScript: string, file: string, argv: string[]): string {
   const args = argv.join(' ');
   if (process.env.npm_lifecycle_event === npmScript) return `npm run ${npmScript}${args === '' ? '' : ` -- ${args}`}`;
   return `npx tsx ${file}${args === '' ? '' : ` ${args}`}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The benchmark process: a watchdog, SIGINT and SIGTERM, and errors all stop the load and every child
+
+function stopAtOnce(loads: LoadGenerator, children: ChildProcesses): void {
+  loads.stopAll();
+  children.killNow();
+}
+
+/** Runs `work`; past `budgetMs` the watchdog reports `<name>: still running…`, stops everything and exits with 1. */
+export async function withWatchdog<T>(name: string, budgetMs: number, loads: LoadGenerator, children: ChildProcesses, work: () => Promise<T>): Promise<T> {
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`${name}: still running after ${budgetMs / 1_000} s; stopping\n`);
+    stopAtOnce(loads, children);
+    process.exit(1);
+  }, budgetMs);
+  try {
+    return await work();
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+/**
+ * Runs `main` as the whole process `name`: SIGINT or SIGTERM reports `<name>: <signal>; <onSignal>`, stops everything
+ * and exits with 130; no child outlives the process; an error is printed with its stack, stops everything and sets
+ * exit code 1.
+ */
+export function runBenchmarkProcess(name: string, onSignal: string, loads: LoadGenerator, children: ChildProcesses, main: () => Promise<void>): void {
+  const stopOnSignal = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`${name}: ${signal}; ${onSignal}\n`);
+    stopAtOnce(loads, children);
+    process.exit(130);
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  process.once('exit', () => children.killNow());
+  main().catch((error: unknown) => {
+    process.stderr.write(`${name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    stopAtOnce(loads, children);
+    process.exitCode = 1;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -449,6 +540,29 @@ export function recallBuild(): { commit: string; changedSources: string[] } {
   const git = (args: string[]): string => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
   const changed = git(['status', '--porcelain', '--', 'src']);
   return { commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', changedSources: changed === '' ? [] : changed.split('\n').map((line) => line.slice(3)) };
+}
+
+/** The first lines of a report: its title with the run's date, the machine and the command that started it. */
+export function reportHeading(title: string, date: string, host: Machine, command: string): string[] {
+  return [`## ${title}, ${date}`, '', `- machine: ${host.nproc} CPUs (\`nproc\`), ${host.cpu}, ${host.platform}; node ${host.node}`, `- command: \`${command}\``];
+}
+
+/** The report's closing **Warnings** list; nothing when there are none. */
+export function warningsMarkdown(warnings: string[]): string[] {
+  return warnings.length === 0 ? [] : ['**Warnings**', '', ...warnings.map((w) => `- ${w}`), ''];
+}
+
+/**
+ * Saves `report` as loadtest/results/<prefix>-<started>.json, prints `markdown` and the JSON file's path, then each
+ * warning to stderr.
+ */
+export function saveAndPrintReport(prefix: string, started: Date, report: { warnings: string[] }, markdown: string): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${prefix}-${timestampForFile(started)}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(markdown);
+  console.log(`JSON: ${file}`);
+  for (const warning of report.warnings) process.stderr.write(`WARNING: ${warning}\n`);
 }
 
 export function ms(value: number): string {

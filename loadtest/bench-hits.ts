@@ -5,17 +5,17 @@
 //   npm run bench:hits -- [--duration 10] [--warmup 2] [--connections 50] [--rate 5000] [--instances 50]
 //   npm run bench:hits -- --profile     (saturation on the ceiling and on Recall-memory under `node --cpu-prof`; prints top costs)
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import {
   ABSENT,
   buildIfStale,
   ChildProcesses,
   childCpuSeconds,
   commandLine,
+  commonBenchSettings,
   LoadGenerator,
   machine,
   machineCpuSeconds,
@@ -23,17 +23,24 @@ import {
   metOrNot,
   ms,
   ownCpuSeconds,
+  parseBenchFlags,
   peakPerWindow,
   positiveNumber,
   profileSummary,
   recallBuild,
+  reportHeading,
   RESULTS_DIR,
+  runBenchmarkProcess,
+  saveAndPrintReport,
   startRecall,
   startRedis,
   startScript,
   STARTUP_TIMEOUT_MS,
   summariseLatency,
   timestampForFile,
+  warningsMarkdown,
+  withWatchdog,
+  type CommonBenchSettings,
   type LatencySummary,
   type LoadOptions,
   type Machine,
@@ -58,38 +65,15 @@ const TARGETS = {
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
 
-interface BenchSettings {
-  durationS: number;
-  warmupS: number;
-  /** Scenario A. */
-  connections: number;
-  /** Scenario B: requests per second over all instances. */
-  rate: number;
+/** `connections` is scenario A's; `rate` is scenario B's, over all instances. */
+interface BenchSettings extends CommonBenchSettings {
   /** Scenario B: single-connection autocannon instances the rate is shared out over, started 1/instances s apart. */
   instances: number;
-  profile: boolean;
 }
 
 function readSettings(argv: string[]): BenchSettings {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      connections: { type: 'string' },
-      rate: { type: 'string' },
-      instances: { type: 'string' },
-      profile: { type: 'boolean' },
-    },
-  });
-  return {
-    durationS: positiveNumber('duration', values.duration, 10, 60),
-    warmupS: positiveNumber('warmup', values.warmup, 2, 30),
-    connections: Math.round(positiveNumber('connections', values.connections, 50, 1_000)),
-    rate: Math.round(positiveNumber('rate', values.rate, 5_000, 100_000)),
-    instances: Math.round(positiveNumber('instances', values.instances, 50, 1_000)),
-    profile: values.profile === true,
-  };
+  const flags = parseBenchFlags(argv, ['instances']);
+  return { ...commonBenchSettings(flags, 5_000), instances: Math.round(positiveNumber('instances', flags.instances, 50, 1_000)) };
 }
 
 /** Upper bound on the whole run; the watchdog stops everything past it. */
@@ -381,12 +365,9 @@ function maxOtherCpu(report: Report): number {
 }
 
 function reportMarkdown(report: Report, settings: BenchSettings): string {
-  const { machine: m, priming } = report;
-  const lines = [
-    `## Recall cache-hit benchmark, ${report.date}`,
-    '',
-    `- machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.platform}; node ${m.node}`,
-    `- command: \`${report.command}\``,
+  const { priming } = report;
+  return [
+    ...reportHeading('Recall cache-hit benchmark', report.date, report.machine, report.command),
     `- Recall build: commit ${report.recallBuild.commit}` +
       (report.recallBuild.changedSources.length === 0 ? '' : ` with uncommitted changes to ${report.recallBuild.changedSources.join(', ')}`),
     `- other processes during the measurements: at most ${(100 * maxOtherCpu(report)).toFixed(0)} % of a core (warning above ${100 * OTHER_CPU_WARNING} %)`,
@@ -400,9 +381,8 @@ function reportMarkdown(report: Report, settings: BenchSettings): string {
     '',
     ...fixedRateMarkdown(report.fixedRate, settings),
     '',
-  ];
-  if (report.warnings.length > 0) lines.push('**Warnings**', '', ...report.warnings.map((w) => `- ${w}`), '');
-  return lines.join('\n');
+    ...warningsMarkdown(report.warnings),
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -493,12 +473,7 @@ async function runAll(settings: BenchSettings, argv: string[], children: ChildPr
     await stopFleet(children, fleet);
   }
   const report = buildReport(settings, argv, started, build, priming, scenarios);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `hits-${timestampForFile(started)}.json`);
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(reportMarkdown(report, settings));
-  console.log(`JSON: ${file}`);
-  for (const warning of report.warnings) process.stderr.write(`WARNING: ${warning}\n`);
+  saveAndPrintReport('hits', started, report, reportMarkdown(report, settings));
 }
 
 /** Saturation on the ceiling, then on Recall-memory, each under --cpu-prof; prints both profiles' top self-time costs. */
@@ -526,38 +501,14 @@ async function runProfile(settings: BenchSettings, children: ChildProcesses, loa
 
 async function runBenchmark(argv: string[], children: ChildProcesses, loads: LoadGenerator): Promise<void> {
   const settings = readSettings(argv);
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`bench-hits: still running after ${timeBudgetMs(settings) / 1_000} s; stopping\n`);
-    loads.stopAll();
-    children.killNow();
-    process.exit(1);
-  }, timeBudgetMs(settings));
-  try {
+  await withWatchdog('bench-hits', timeBudgetMs(settings), loads, children, async () => {
     const started = new Date();
     if (settings.profile) await runProfile(settings, children, loads, started);
     else await runAll(settings, argv, children, loads, started);
-  } finally {
-    clearTimeout(watchdog);
-  }
+  });
 }
 
 const children = new ChildProcesses();
 const loads = new LoadGenerator();
 
-function onSignal(signal: NodeJS.Signals): void {
-  process.stderr.write(`bench-hits: ${signal}; stopping the load and every child\n`);
-  loads.stopAll();
-  children.killNow();
-  process.exit(130);
-}
-
-process.once('SIGINT', onSignal);
-process.once('SIGTERM', onSignal);
-process.once('exit', () => children.killNow());
-
-runBenchmark(process.argv.slice(2), children, loads).catch((error: unknown) => {
-  process.stderr.write(`bench-hits: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  loads.stopAll();
-  children.killNow();
-  process.exitCode = 1;
-});
+runBenchmarkProcess('bench-hits', 'stopping the load and every child', loads, children, () => runBenchmark(process.argv.slice(2), children, loads));
