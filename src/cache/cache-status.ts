@@ -2,8 +2,6 @@
 // (`recall; hit; ttl=…`, `recall; fwd=miss; stored`, …), plus Age on hits.
 import type { FastifyReply } from 'fastify';
 
-export type CacheOutcome = 'HIT' | 'MISS' | 'BYPASS';
-
 /**
  * Why a request went forward (RFC 9211 `fwd`): not found, the request forbade reading, found too old, only part of
  * it was cached (embeddings inputs), not cacheable.
@@ -31,9 +29,4 @@ export function markForwarded(reply: FastifyReply, reason: ForwardReason, stored
 export function markStored(reply: FastifyReply): void {
   const current = reply.getHeader('cache-status');
   if (typeof current === 'string' && !current.includes('; stored')) reply.header('cache-status', current.replace(/(; fwd=\w+)/, '$1; stored'));
-}
-
-export function outcomeOf(reply: FastifyReply): CacheOutcome | undefined {
-  const value = reply.getHeader('x-recall-cache');
-  return value === 'HIT' || value === 'MISS' || value === 'BYPASS' ? value : undefined;
 }

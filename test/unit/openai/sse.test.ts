@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseEventFramer, sseErrorEvent } from '../../../src/openai/sse.js';
+import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../../../src/openai/sse.js';
 
 const text = (b: Buffer | undefined) => (b === undefined ? undefined : b.toString());
 
@@ -33,5 +33,17 @@ describe('SseEventFramer', () => {
   it('writes an error event the SDKs turn into an APIError', () => {
     const event = sseErrorEvent({ error: { message: 'm', type: 't', param: null, code: 'c' } });
     expect(event).toBe('data: {"error":{"message":"m","type":"t","param":null,"code":"c"}}\n\n');
+  });
+});
+
+describe('withoutUsageChunk', () => {
+  it('drops only the usage-only chunk, whatever the line endings', () => {
+    const content = 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n';
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}\n\n';
+    const done = 'data: [DONE]\n\n';
+    expect(withoutUsageChunk(Buffer.from(content + usage + done)).toString()).toBe(content + done);
+    expect(withoutUsageChunk(Buffer.from(usage.replaceAll('\n', '\r\n'))).toString()).toBe('');
+    const untouched = Buffer.from(content + done);
+    expect(withoutUsageChunk(untouched)).toBe(untouched);
   });
 });
