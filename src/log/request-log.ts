@@ -3,11 +3,14 @@
 // counted too, as status 499.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Metrics } from '../metrics/catalog.js';
+import { newRequestContext } from '../proxy/request-context.js';
 
 const CLIENT_CLOSED = 499;
 
+/** Starts each request's context and its observation in one hook: every hook costs on the hit path. */
 export function registerRequestLog(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onRequest', (request, reply, done) => {
+    request.recall = newRequestContext();
     const response = reply.raw;
     response.once('close', () => observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics));
     done();

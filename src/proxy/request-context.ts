@@ -18,10 +18,11 @@ declare module 'fastify' {
   }
 }
 
+/** Declares `request.recall`; each request gets its own context from `newRequestContext` when it arrives. */
 export function registerRequestContext(app: FastifyInstance): void {
   app.decorateRequest('recall', null as unknown as RequestContext);
-  app.addHook('onRequest', (request, _reply, done) => {
-    request.recall = { startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined };
-    done();
-  });
+}
+
+export function newRequestContext(): RequestContext {
+  return { startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined };
 }
