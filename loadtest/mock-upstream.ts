@@ -152,8 +152,8 @@ function seedOf(hash: string): number {
   return Number.parseInt(hash.slice(0, 8), 16);
 }
 
-/** mulberry32: a tiny seeded PRNG, so generated content depends on the request hash alone. */
-function seededRandom(seed: number): () => number {
+/** mulberry32: a tiny seeded PRNG, so generated content depends on the request hash alone (tests reuse it). */
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

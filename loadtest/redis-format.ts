@@ -40,7 +40,6 @@ const INCR_HASH = `if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call(
 redis.defineCommand('incrBinaryHit', { numberOfKeys: 1, lua: INCR_BINARY });
 redis.defineCommand('incrHashHit', { numberOfKeys: 1, lua: INCR_HASH });
 type WithScripts = Redis & { incrBinaryHit(key: string): Promise<unknown>; incrHashHit(key: string): Promise<unknown> };
-const scripted = redis as WithScripts;
 
 const json: Format = {
   name: '(a) JSON {b: base64, s, e}',

@@ -8,7 +8,7 @@ export interface RequestContext {
   rawBody: Buffer | undefined;
   /** Time spent on the upstream call, from sending to the last byte of its answer. */
   upstreamMs: number | undefined;
-  /** HIT, SEMANTIC, COALESCED, STALE, MISS or BYPASS once the cache tiers exist; undefined when no cache was involved. */
+  /** HIT, MISS or BYPASS (later tiers add SEMANTIC, COALESCED, STALE); undefined when no cache was involved. */
   cacheOutcome: string | undefined;
 }
 

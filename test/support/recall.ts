@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
+import { startMockUpstream, type MockUpstream } from '../../loadtest/mock-upstream.js';
 
 export interface RunningRecall {
   app: FastifyInstance;
@@ -57,4 +58,26 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** The usual pair of an integration test: the mock upstream and a Recall in front of it, with an SDK client. */
+export interface RecallWithMock {
+  mock: MockUpstream;
+  recall: RunningRecall;
+  sdk: OpenAI;
+  close(): Promise<void>;
+}
+
+export async function startRecallWithMock(settings: Record<string, unknown> = {}): Promise<RecallWithMock> {
+  const mock = await startMockUpstream();
+  const recall = await startRecall({ 'upstream.url': mock.baseURL, ...settings });
+  return {
+    mock,
+    recall,
+    sdk: recall.client(),
+    close: async () => {
+      await recall.close();
+      await mock.close();
+    },
+  };
 }

@@ -2,8 +2,8 @@
 // tenant isolation, request controls, and what must never be stored.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
-import { startRecall, type RunningRecall } from '../../support/recall.js';
+import type { MockUpstream } from '../../../loadtest/mock-upstream.js';
+import { startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
 
 let mock: MockUpstream;
 let recall: RunningRecall;
@@ -28,15 +28,13 @@ async function collect(stream: AsyncIterable<OpenAI.Chat.Completions.ChatComplet
   return { text, chunks };
 }
 
+let pair: RecallWithMock;
+
 beforeAll(async () => {
-  mock = await startMockUpstream();
-  recall = await startRecall({ 'upstream.url': mock.baseURL });
-  sdk = recall.client();
+  pair = await startRecallWithMock();
+  ({ mock, recall, sdk } = pair);
 });
-afterAll(async () => {
-  await recall.close();
-  await mock.close();
-});
+afterAll(() => pair.close());
 beforeEach(() => mock.reset());
 
 describe('hits and misses', () => {

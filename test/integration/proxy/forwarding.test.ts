@@ -2,22 +2,20 @@
 import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
-import { eventually, startRecall, type RunningRecall } from '../../support/recall.js';
+import type { MockUpstream } from '../../../loadtest/mock-upstream.js';
+import { eventually, startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
 
 let mock: MockUpstream;
 let recall: RunningRecall;
 let sdk: OpenAI;
 
+let pair: RecallWithMock;
+
 beforeAll(async () => {
-  mock = await startMockUpstream();
-  recall = await startRecall({ 'upstream.url': mock.baseURL });
-  sdk = recall.client();
+  pair = await startRecallWithMock();
+  ({ mock, recall, sdk } = pair);
 });
-afterAll(async () => {
-  await recall.close();
-  await mock.close();
-});
+afterAll(() => pair.close());
 beforeEach(() => mock.reset());
 
 describe('chat completions through Recall', () => {

@@ -3,8 +3,10 @@ import { Stream } from 'openai/core/streaming';
 import { ChatCompletionStream } from 'openai/lib/ChatCompletionStream';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { Completion } from 'openai/resources/completions';
+// The mock's seeded generator, so a failing split pattern can be reproduced.
+import { seededRandom } from '../../../loadtest/mock-upstream.js';
 import { StreamAssembler, type CompletionRoute } from '../../../src/openai/assemble.js';
-import { renderChatCompletionStream, renderTextCompletionStream, type RenderOptions } from '../../../src/openai/render.js';
+import { renderChatCompletionStream, renderTextCompletionStream } from '../../../src/openai/render.js';
 
 // Stored entries exactly as OpenAI's non-streaming endpoints return them (and as StreamAssembler builds them).
 
@@ -177,18 +179,6 @@ async function sdkChunks<T>(body: string): Promise<T[]> {
   const items: T[] = [];
   for await (const item of Stream.fromSSEResponse<T>(sseResponse(body), new AbortController())) items.push(item);
   return items;
-}
-
-/** A small seeded generator, so a failing split pattern can be reproduced. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function assemble(route: CompletionRoute, bytes: Buffer, pieceSizes: () => number): StreamAssembler {
