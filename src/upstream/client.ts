@@ -7,6 +7,7 @@ import { Pool, type Dispatcher } from 'undici';
 import type { RecallConfig } from '../config/schema.js';
 import { RecallError } from '../openai/errors.js';
 import type { HeaderMap } from './headers.js';
+import type { Priority } from './priority.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -16,6 +17,8 @@ export interface UpstreamRequest {
   body?: Buffer | Readable | undefined;
   /** Aborts the call: an AbortSignal, or an EventEmitter with `aborted` that emits 'abort' (undici takes both). */
   signal?: AbortSignal | (EventEmitter & { aborted: boolean }) | undefined;
+  /** X-Recall-Priority of the request this call serves; orders waiting calls when the upstream is at its cap. */
+  priority?: Priority | undefined;
 }
 
 export interface UpstreamResponse {
