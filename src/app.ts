@@ -1,5 +1,7 @@
 // Builds a Recall server from a config: creates its parts, wires them into Fastify, and closes them on close.
 // No logic lives here; each part is a module of its own.
+import { Coalescer } from './coalesce/singleflight.js';
+import { RemoteFlights } from './coalesce/remote-flights.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
@@ -44,7 +46,9 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);
   const tenants = new TenantResolver(config.cache.scope, tenantSecret);
   const embeddings = new EmbeddingsCache(exact);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, embeddings, metrics, cache: config.cache });
+  const remoteFlights = redis === undefined ? undefined : new RemoteFlights(redis.connection, config.redis.keyPrefix, config.coalesce.lockTtlMs);
+  const coalescer = new Coalescer({ exact, metrics, log: app.log, settings: config.coalesce, upstream: config.upstream, remote: remoteFlights });
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, metrics, cache: config.cache });
 
   let shuttingDown = false;
   app.addHook('preClose', (done) => {
@@ -59,6 +63,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
   app.addHook('onClose', async () => {
     await snapshot?.stop(tenantSecret);
+    await remoteFlights?.close();
     await store.close();
     await upstream.close();
   });

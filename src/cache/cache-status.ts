@@ -25,8 +25,8 @@ export function markForwarded(reply: FastifyReply, reason: ForwardReason, stored
   reply.header('cache-status', status);
 }
 
-/** Adds `; stored` once a JSON answer has been stored, before it is sent. */
-export function markStored(reply: FastifyReply): void {
-  const current = reply.getHeader('cache-status');
-  if (typeof current === 'string' && !current.includes('; stored')) reply.header('cache-status', current.replace(/(; fwd=\w+)/, '$1; stored'));
+/** Headers of an answer that came from an identical request's upstream call, joined while it was in flight. */
+export function markCoalesced(reply: FastifyReply, reason: ForwardReason, stored = false): void {
+  reply.header('x-recall-cache', 'COALESCED');
+  reply.header('cache-status', `${CACHE_NAME}; fwd=${reason}${stored ? '; stored' : ''}; detail=coalesced`);
 }

@@ -92,6 +92,11 @@ export class RedisStore implements CacheStore {
     this.redis.on('error', () => { this.state = 'down'; });
   }
 
+  /** The connection, for the other features that share this Redis (coalescing locks). */
+  get connection(): Redis {
+    return this.redis;
+  }
+
   status(): RedisState {
     return this.state;
   }

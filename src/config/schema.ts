@@ -33,6 +33,13 @@ export interface RecallConfig {
     cacheNonzeroTemperature: boolean;
     memory: { maxEntries: number; maxBytes: number; persistPath: string | undefined; persistIntervalS: number };
   };
+  coalesce: {
+    enabled: boolean;
+    maxFollowers: number;
+    maxReplayBytes: number;
+    lockTtlMs: number;
+    waitMs: number;
+  };
   admin: {
     token: string | undefined;
   };
@@ -136,6 +143,16 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'File the in-memory store is saved to (atomically, every persist_interval_s and on shutdown) and loaded from at start; unset: not saved.' },
   { yaml: 'cache.memory.persist_interval_s', field: 'cache.memory.persistIntervalS', type: 'integer', default: 60, min: 1, max: 86_400,
     doc: 'How often the in-memory store is saved to persist_path.' },
+  { yaml: 'coalesce.enabled', field: 'coalesce.enabled', type: 'boolean', default: true,
+    doc: 'Identical requests in flight share one upstream call (answered with X-Recall-Cache: COALESCED).' },
+  { yaml: 'coalesce.max_followers', field: 'coalesce.maxFollowers', type: 'integer', default: 10_000, min: 1, max: 1_000_000,
+    doc: 'Most requests that may join one upstream call; more identical requests go upstream on their own.' },
+  { yaml: 'coalesce.max_replay_bytes', field: 'coalesce.maxReplayBytes', type: 'integer', default: 4 * MB, min: 0, max: 1024 * MB,
+    doc: 'Stream events kept per call for streaming requests that join late; past it, streaming requests no longer join that call.' },
+  { yaml: 'coalesce.lock_ttl_ms', field: 'coalesce.lockTtlMs', type: 'integer', default: 10_000, min: 100, max: 600_000,
+    doc: 'With Redis: lifetime of the per-key lock the leading instance refreshes while its call lasts; a crashed leader\'s lock expires after it.' },
+  { yaml: 'coalesce.wait_ms', field: 'coalesce.waitMs', type: 'integer', default: 60_000, min: 0, max: 3_600_000,
+    doc: 'With Redis: how long a request waits for an identical call led by another instance before it goes upstream itself.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,

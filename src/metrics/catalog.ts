@@ -48,6 +48,11 @@ export class Metrics {
     labelNames: ['model'] as const, registers: [this.registry],
   });
 
+  private readonly coalescedRequests = new Counter({
+    name: 'recall_coalesced_requests_total', help: 'Requests answered by joining an identical request already in flight (here or on another instance), by route.',
+    labelNames: ['route'] as const, registers: [this.registry],
+  });
+
   private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
@@ -76,6 +81,10 @@ export class Metrics {
 
   cacheLookup(tier: 'exact', result: LookupResult): void {
     this.lookups.inc({ tier, result });
+  }
+
+  coalesced(route: string): void {
+    this.coalescedRequests.inc({ route });
   }
 
   storeError(store: string, operation: 'get' | 'set' | 'delete'): void {

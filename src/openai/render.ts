@@ -238,3 +238,11 @@ function completionLogprobsAt(logprobs: Record<string, unknown>, at: number): Re
   }
   return single;
 }
+
+/** The stream for a stored completion body of either route; throws when the body is not a readable completion. */
+export function renderCompletionStream(route: 'chat.completions' | 'completions', body: Buffer, includeUsage: boolean): string {
+  const completion = JSON.parse(body.toString('utf8')) as unknown;
+  if (!isRecord(completion)) throw malformed('not a JSON object');
+  const render = route === 'chat.completions' ? renderChatCompletionStream : renderTextCompletionStream;
+  return render(completion, { includeUsage });
+}

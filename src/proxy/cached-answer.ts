@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { markHit } from '../cache/cache-status.js';
 import type { CacheEntry } from '../cache/store.js';
 import type { CompletionRoute } from '../openai/assemble.js';
-import { renderChatCompletionStream, renderTextCompletionStream } from '../openai/render.js';
+import { renderCompletionStream } from '../openai/render.js';
 
 export interface HitRequest {
   route: CompletionRoute;
@@ -14,14 +14,8 @@ export interface HitRequest {
 
 /** Renders the entry for this request; throws when the stored entry cannot be read (the caller treats it as a miss). */
 export function sendCachedAnswer(reply: FastifyReply, entry: CacheEntry, request: HitRequest, now: number): FastifyReply {
-  const body = request.stream ? renderStream(entry, request) : entry.body;
+  const body = request.stream ? renderCompletionStream(request.route, entry.body, request.includeUsage) : entry.body;
   markHit(reply, Math.max(0, Math.floor((now - entry.storedAt) / 1000)), Math.max(0, Math.ceil((entry.expiresAt - now) / 1000)));
   if (!request.stream) return reply.code(200).header('content-type', 'application/json').send(body);
   return reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send(body);
-}
-
-function renderStream(entry: CacheEntry, request: HitRequest): string {
-  const completion = JSON.parse(entry.body.toString('utf8')) as Record<string, unknown>;
-  const render = request.route === 'chat.completions' ? renderChatCompletionStream : renderTextCompletionStream;
-  return render(completion, { includeUsage: request.includeUsage });
 }

@@ -3,19 +3,15 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
-import type { UpstreamClient } from '../upstream/client.js';
+import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from '../upstream/headers.js';
-import { ClientDeparture, isEventStream, readWhole, relayBuffered, relayEventStream, relayPiped, type AnswerCapture } from './relay.js';
+import { ClientDeparture, isEventStream, readWhole, relayBuffered, relayEventStream, relayPiped } from './relay.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
   body: Buffer | Readable | undefined;
   /** JSON answers are read whole (Recall needs them, and a broken body becomes a clean error). */
   readJsonWhole: boolean;
-  /** Sees 2xx answers on their way to the client, to fill the cache. */
-  capture?: AnswerCapture | undefined;
-  /** The upstream was asked for usage on the client's behalf; the usage-only chunk is not relayed. */
-  hideUsageChunk?: boolean;
 }
 
 export class Forwarder {
@@ -24,16 +20,21 @@ export class Forwarder {
     private readonly settings: RecallConfig['upstream'],
   ) {}
 
-  /** Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. */
-  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer): Promise<{ status: number; headers: HeaderMap; body: Buffer }> {
-    const sentAt = performance.now();
-    const response = await this.upstream.send({
+  /** Sends a JSON body upstream on the client's behalf, as it is; the caller reads the answer. */
+  call(request: FastifyRequest, body: Buffer, signal: UpstreamRequest['signal']): Promise<UpstreamResponse> {
+    return this.upstream.send({
       method: 'POST',
       path: request.url.slice('/v1'.length),
       headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
       body,
-      signal: new ClientDeparture(reply.raw),
+      signal,
     });
+  }
+
+  /** Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. */
+  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer): Promise<{ status: number; headers: HeaderMap; body: Buffer }> {
+    const sentAt = performance.now();
+    const response = await this.call(request, body, new ClientDeparture(reply.raw));
     const whole = await readWhole(response, this.settings).finally(() => {
       request.recall.upstreamMs = performance.now() - sentAt;
     });
@@ -54,7 +55,7 @@ export class Forwarder {
       body: options.body,
       signal,
     });
-    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, capture: options.capture, hideUsageChunk: options.hideUsageChunk === true };
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
     if (isEventStream(response)) return relayEventStream(relay);
     return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
   }

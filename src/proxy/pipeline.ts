@@ -1,12 +1,12 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
-// Each stage is a call into its own module. Rate limits, the semantic tier and in-flight joins arrive with their
-// issues. Embeddings take the same path with one entry per input item.
+// Each stage is a call into its own module. Rate limits and the semantic tier arrive with their issues. Embeddings
+// take the same path with one entry per input item.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markForwarded, markHit, type ForwardReason } from '../cache/cache-status.js';
 import { EmbeddingsCache } from '../cache/embeddings.js';
 import type { ExactTier } from '../cache/exact-tier.js';
-import { CacheFill } from '../cache/fill.js';
+import type { Coalescer } from '../coalesce/singleflight.js';
 import { KeyMemo } from '../cache/key.js';
 import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics/catalog.js';
 import { usageOf } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
-import type { ForwardOptions, Forwarder } from './forward.js';
+import type { Forwarder } from './forward.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
@@ -30,6 +30,7 @@ export interface PipelineDeps {
   forwarder: Forwarder;
   tenants: TenantResolver;
   exact: ExactTier;
+  coalescer: Coalescer;
   embeddings: EmbeddingsCache;
   metrics: Metrics;
   cache: RecallConfig['cache'];
@@ -50,8 +51,8 @@ export class Pipeline {
     const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
     const body = request.body as JsonObject;
     const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
-    if ((!policy.read && !policy.write) || !this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
-    if (route === 'embeddings') return this.answerEmbeddings(request, reply, body, policy);
+    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
+    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy) : this.forward(request, reply, 'bypass');
     if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
 
     const tenant = this.deps.tenants.tenantOf(request.headers);
@@ -59,7 +60,8 @@ export class Pipeline {
     // The key is a hash (the tenant inside it is an HMAC): safe to show, and what an operator purges by.
     reply.header('x-recall-key', key);
 
-    let reason: 'miss' | 'request' | 'stale' = 'request';
+    // no-store neither reads nor stores (BYPASS), but still joins an identical request in flight.
+    let reason: ForwardReason = policy.write ? 'request' : 'bypass';
     if (policy.read) {
       const lookup = await this.deps.exact.lookup(key, policy);
       if (lookup.outcome === 'hit') {
@@ -76,15 +78,10 @@ export class Pipeline {
       reason = lookup.outcome === 'stale' ? 'stale' : 'miss';
     }
 
-    if (!policy.write) return this.forward(request, reply, reason);
-    const fill = new CacheFill(this.deps.exact, key, policy.ttlS, route, reply);
-    // Every entry must carry usage, whichever form filled it: a streamed miss asks the upstream for the usage chunk
-    // and keeps it from a client that did not ask for it.
-    if (body.stream === true && !includesUsage(body)) {
-      const withUsage = { ...body, stream_options: { ...(isRecord(body.stream_options) ? body.stream_options : {}), include_usage: true } };
-      return this.forward(request, reply, reason, { capture: fill, body: Buffer.from(JSON.stringify(withUsage)), hideUsageChunk: true });
-    }
-    return this.forward(request, reply, reason, { capture: fill });
+    // Identical requests in flight share one upstream call (no-cache and no-store ones too: they only skip the store).
+    const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined };
+    const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
+    return this.deps.coalescer.answer({ key, route, policy, member, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
   }
 
   /** Embeddings are cached per input: only the inputs not cached go upstream. */
@@ -110,10 +107,10 @@ export class Pipeline {
     if (usage !== undefined) this.deps.metrics.saved(typeof body.model === 'string' ? body.model : 'unknown', usage.promptTokens, usage.completionTokens);
   }
 
-  private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason, options: Partial<ForwardOptions> = {}): Promise<FastifyReply> {
+  private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason): Promise<FastifyReply> {
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, ...options });
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */
@@ -124,6 +121,16 @@ export class Pipeline {
     if (!this.deps.cache.cacheNonzeroTemperature && temperature > 0) return false;
     return true;
   }
+}
+
+/**
+ * The body sent upstream: as the client wrote it, except that a stream always asks for the usage chunk, so that the
+ * entry it fills carries usage whichever form filled it (each client still gets the chunk only if it asked).
+ */
+function upstreamBodyOf(body: JsonObject, raw: Buffer | undefined): Buffer {
+  if (raw !== undefined && (body.stream !== true || includesUsage(body))) return raw;
+  const withUsage = { ...body, stream_options: { ...(isRecord(body.stream_options) ? body.stream_options : {}), include_usage: true } };
+  return Buffer.from(JSON.stringify(withUsage));
 }
 
 function includesUsage(body: JsonObject): boolean {

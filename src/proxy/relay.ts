@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
 import { RecallError } from '../openai/errors.js';
-import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
+import { SseEventFramer, sseErrorEvent } from '../openai/sse.js';
 import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
 
@@ -32,18 +32,6 @@ export function isEventStream(response: UpstreamResponse): boolean {
   return typeof type === 'string' && type.startsWith('text/event-stream');
 }
 
-/** What the cache sees of an answer on its way to the client (only 2xx answers are shown to it). */
-export interface AnswerCapture {
-  /** A whole JSON answer, before it is sent. */
-  json(body: Buffer): Promise<void>;
-  /** Whole SSE events, before they are sent. */
-  events(chunk: Buffer): void;
-  /** True once the stream's terminal event has been seen. */
-  readonly complete: boolean;
-  /** Called once, after `complete` turns true and before the terminal event is sent. */
-  storeStream(): Promise<void>;
-}
-
 export interface RelayOptions {
   request: FastifyRequest;
   reply: FastifyReply;
@@ -52,40 +40,20 @@ export interface RelayOptions {
   sentAt: number;
   signal: ClientDeparture;
   upstreamSettings: RecallConfig['upstream'];
-  capture: AnswerCapture | undefined;
-  /** Recall added `include_usage` for the cache's sake: keep the usage-only chunk from the client. */
-  hideUsageChunk: boolean;
-}
-
-function captureFor(options: RelayOptions): AnswerCapture | undefined {
-  const status = options.response.status;
-  return status >= 200 && status < 300 ? options.capture : undefined;
 }
 
 /** Relays an event stream as it arrives; an upstream failure mid-stream ends it with an OpenAI error event. */
 export function relayEventStream(options: RelayOptions): FastifyReply {
   const { request, reply, response, sentAt, signal, upstreamSettings } = options;
-  const capture = captureFor(options);
   reply.code(response.status).headers(clientResponseHeaders(response.headers));
   return reply.send(Readable.from(relayEvents(), { objectMode: false }));
 
   async function* relayEvents(): AsyncGenerator<Buffer | string> {
     const framer = new SseEventFramer();
-    let stored = false;
     try {
       for await (const chunk of response.body) {
         const events = framer.push(chunk as Buffer);
-        if (events === undefined) continue;
-        if (capture !== undefined && !stored) {
-          capture.events(events);
-          // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
-          if (capture.complete) {
-            stored = true;
-            await capture.storeStream();
-          }
-        }
-        const forClient = options.hideUsageChunk ? withoutUsageChunk(events) : events;
-        if (forClient.length > 0) yield forClient;
+        if (events !== undefined) yield events;
       }
       const rest = framer.flush();
       if (rest !== undefined) yield rest;
@@ -107,7 +75,6 @@ export async function relayBuffered(options: RelayOptions): Promise<FastifyReply
   const body = await readWhole(response, upstreamSettings).finally(() => {
     request.recall.upstreamMs = performance.now() - sentAt;
   });
-  await captureFor(options)?.json(body);
   return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(body);
 }
 

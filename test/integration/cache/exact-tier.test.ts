@@ -3,7 +3,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MockUpstream } from '../../../loadtest/mock-upstream.js';
-import { startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
+import { eventually, startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
 
 let mock: MockUpstream;
 let recall: RunningRecall;
@@ -197,8 +197,11 @@ describe('what is never stored', () => {
     const stream = await sdk.chat.completions.create({ ...request, stream: true }, { headers: { 'x-mock-chunk-delay-ms': '50' }, signal: controller.signal });
     await stream[Symbol.asyncIterator]().next();
     controller.abort();
+    // Asked again only once the upstream call was dropped: asked sooner, the request would join it and keep it going.
+    await eventually(() => mock.stats().aborted === 1, 'the upstream call was aborted');
     const retry = await sdk.chat.completions.create(request).withResponse();
     expect(retry.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(upstreamChats()).toBe(2);
   });
 });
 

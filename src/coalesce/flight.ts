@@ -1,0 +1,306 @@
+// One upstream call and every request waiting for its answer: the one that started it and the identical ones that
+// joined while it was in flight. A stream fans out live (a late joiner first gets what was already relayed), a plain
+// request gets the assembled completion, an upstream error reaches everyone, and the call is aborted only when
+// nobody waits any more.
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { markCoalesced, markForwarded, type ForwardReason } from '../cache/cache-status.js';
+import type { RecallConfig } from '../config/schema.js';
+import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
+import { RecallError } from '../openai/errors.js';
+import { renderCompletionStream } from '../openai/render.js';
+import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
+import { isCompletionObject } from '../openai/wire.js';
+import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
+import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
+import { isEventStream, readWhole } from '../proxy/relay.js';
+
+/** One request waiting on a flight. */
+export interface FlightMember {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  /** Wants server-sent events. */
+  stream: boolean;
+  /** Asked for the usage chunk (`stream_options.include_usage`). */
+  includeUsage: boolean;
+  /** Why it went forward (RFC 9211 `fwd`): miss, stale, request (no-cache), bypass (no-store). */
+  reason: ForwardReason;
+  /** Seconds to store the answer for; undefined when this request forbids storing (no-store). */
+  storeTtlS: number | undefined;
+}
+
+export interface FlightSource {
+  route: CompletionRoute;
+  /** Sends the first request upstream; the signal fires when nobody waits any more. */
+  call(signal: FlightSignal): Promise<UpstreamResponse>;
+  /** Stores a completion under the flight's key; false when it was not stored. */
+  store(body: Buffer, ttlS: number): Promise<boolean>;
+  upstream: RecallConfig['upstream'];
+  /** Caps on joiners and on the events kept for late streaming joiners. */
+  maxFollowers: number;
+  maxReplayBytes: number;
+  /** Called once when the flight stops taking joiners (answered, failed or abandoned). */
+  onFinish(): void;
+  /** A member that did not call upstream itself got an answer with these token counts. */
+  onCoalesced(member: FlightMember, body: Buffer | undefined): void;
+}
+
+/** Fires 'abort' when the last waiting request leaves; undici takes it as the upstream call's signal. */
+export class FlightSignal extends EventEmitter {
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
+  }
+}
+
+interface Waiter {
+  member: FlightMember;
+  /** The first member started the flight; every other one joined it. */
+  leader: boolean;
+  /** Settles the member's handler: with its reply once an answer is being sent, or with the error to answer. */
+  settle(result: FastifyReply | RecallError): void;
+  /** The event stream sent to a streaming member, once the answer's headers are known. */
+  out: Readable | undefined;
+  done: boolean;
+}
+
+const HTTP_OK = 200;
+
+export class Flight {
+  readonly signal = new FlightSignal();
+  private readonly waiters = new Set<Waiter>();
+  private finished = false;
+  /** Set once the upstream answered with an event stream: its status and headers, and the events so far. */
+  private streamHead: { status: number; headers: HeaderMap } | undefined;
+  private replay: Buffer[] = [];
+  private replayBytes = 0;
+  private replayable = true;
+  private followers = 0;
+  private storeTtlS: number | undefined;
+  /** The answer came from another instance's flight (through the shared store), not from an upstream call here. */
+  private remote = false;
+
+  constructor(private readonly source: FlightSource) {}
+
+  /** Can this request still join? Not once answered, not past the follower cap, not a stream past the replay cap. */
+  joinable(member: FlightMember): boolean {
+    if (this.finished || this.followers >= this.source.maxFollowers) return false;
+    return !(member.stream && this.streamHead !== undefined && !this.replayable);
+  }
+
+  /** Adds a request; resolves with its reply once its answer is being sent, rejects with the error to answer. */
+  join(member: FlightMember): Promise<FastifyReply> {
+    const leader = this.waiters.size === 0 && this.followers === 0;
+    if (!leader) this.followers++;
+    if (member.storeTtlS !== undefined) this.storeTtlS ??= member.storeTtlS;
+    return new Promise<FastifyReply>((resolve, reject) => {
+      const waiter: Waiter = {
+        member, leader, out: undefined, done: false,
+        settle: (result) => {
+          if (waiter.done) return;
+          waiter.done = true;
+          if (result instanceof RecallError) reject(result);
+          else resolve(result);
+        },
+      };
+      this.waiters.add(waiter);
+      // What the request log says if the client leaves before its answer; set again when the answer is sent.
+      member.request.recall.cacheOutcome = leader ? (member.reason === 'bypass' ? 'BYPASS' : 'MISS') : 'COALESCED';
+      const response = member.reply.raw;
+      response.once('close', () => {
+        if (!response.writableFinished) this.leave(waiter);
+      });
+      if (this.streamHead !== undefined && member.stream) this.startStream(waiter, this.streamHead);
+    });
+  }
+
+  /** Answers every member from the upstream call; resolves when the flight is over. */
+  async fromUpstream(): Promise<void> {
+    const sentAt = performance.now();
+    let response: UpstreamResponse;
+    try {
+      response = await this.source.call(this.signal);
+    } catch (err) {
+      this.fail(asUpstreamError(err, this.source.upstream));
+      return;
+    }
+    try {
+      if (isEventStream(response) && response.status >= 200 && response.status < 300) await this.relayStream(response);
+      else await this.relayWhole(response);
+    } finally {
+      for (const waiter of this.waiters) if (waiter.leader) waiter.member.request.recall.upstreamMs = performance.now() - sentAt;
+    }
+  }
+
+  /** Answers every member from an entry another instance stored while this one waited for it. */
+  fromEntry(body: Buffer): void {
+    this.remote = true;
+    this.finish();
+    for (const waiter of this.waiters) this.sendWhole(waiter, HTTP_OK, { 'content-type': 'application/json' }, body, true, false);
+  }
+
+  /** True once every member has left. */
+  get abandoned(): boolean {
+    return this.signal.aborted;
+  }
+
+  private async relayWhole(response: UpstreamResponse): Promise<void> {
+    let body: Buffer;
+    try {
+      body = await readWhole(response, this.source.upstream);
+    } catch (err) {
+      this.fail(asUpstreamError(err, this.source.upstream));
+      return;
+    }
+    const completion = response.status >= 200 && response.status < 300 && isCompletionObject(body);
+    // Stored before it is sent: a client that repeats the request at once gets a hit.
+    const stored = completion && this.storeTtlS !== undefined && !this.signal.aborted && (await this.source.store(body, this.storeTtlS));
+    this.finish();
+    const headers = clientResponseHeaders(response.headers);
+    for (const waiter of this.waiters) this.sendWhole(waiter, response.status, headers, body, completion, stored);
+  }
+
+  private async relayStream(response: UpstreamResponse): Promise<void> {
+    const head = { status: response.status, headers: clientResponseHeaders(response.headers) };
+    this.streamHead = head;
+    for (const waiter of this.waiters) if (waiter.member.stream) this.startStream(waiter, head);
+    const framer = new SseEventFramer();
+    const assembler = new StreamAssembler(this.source.route);
+    let completion: Buffer | undefined;
+    try {
+      for await (const chunk of response.body) {
+        const events = framer.push(chunk as Buffer);
+        if (events === undefined) continue;
+        if (!assembler.done) {
+          assembler.push(events);
+          // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
+          if (assembler.done) completion = await this.storeAssembled(assembler);
+        }
+        this.keepForReplay(events);
+        for (const waiter of this.waiters) if (waiter.out !== undefined) this.push(waiter, events);
+      }
+      const rest = framer.flush();
+      if (rest !== undefined) for (const waiter of this.waiters) if (waiter.out !== undefined) waiter.out.push(rest);
+    } catch (err) {
+      framer.discard();
+      if (this.signal.aborted) return this.finish();
+      const failure = asUpstreamError(err, this.source.upstream);
+      this.firstLog()?.warn({ err: failure }, 'upstream stream failed');
+      return this.fail(failure);
+    }
+    this.finish();
+    const plain = { ...head.headers, 'content-type': 'application/json' };
+    for (const waiter of this.waiters) {
+      if (waiter.out !== undefined) {
+        waiter.out.push(null);
+        if (!waiter.leader) this.source.onCoalesced(waiter.member, completion);
+      } else if (completion !== undefined) {
+        this.sendWhole(waiter, HTTP_OK, plain, completion, true, false);
+      } else {
+        waiter.settle(new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.'));
+      }
+    }
+  }
+
+  /** The assembled completion, stored when some member wants it stored; undefined when the stream cannot be reproduced. */
+  private async storeAssembled(assembler: StreamAssembler): Promise<Buffer | undefined> {
+    const result = assembler.result();
+    if (result === undefined) return undefined;
+    const body = Buffer.from(JSON.stringify(result));
+    if (this.storeTtlS !== undefined && !this.signal.aborted) await this.source.store(body, this.storeTtlS);
+    return body;
+  }
+
+  private startStream(waiter: Waiter, head: { status: number; headers: HeaderMap }): void {
+    const out = new Readable({ read() {} });
+    waiter.out = out;
+    this.mark(waiter, false);
+    waiter.settle(waiter.member.reply.code(head.status).headers(head.headers).send(out));
+    for (const events of this.replay) this.push(waiter, events);
+  }
+
+  /** Sends a whole answer: as it is, or as a rendered stream to a member that asked for one. */
+  private sendWhole(waiter: Waiter, status: number, headers: HeaderMap, body: Buffer, completion: boolean, stored: boolean): void {
+    const { member } = waiter;
+    let payload: Buffer | string = body;
+    let sent = headers;
+    if (member.stream && completion) {
+      try {
+        payload = renderCompletionStream(this.source.route, body, member.includeUsage);
+        sent = { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+      } catch {
+        // Not a readable completion after all: every member gets it as the upstream sent it.
+      }
+    }
+    this.mark(waiter, stored);
+    if ((!waiter.leader || this.remote) && completion) this.source.onCoalesced(member, body);
+    waiter.settle(member.reply.code(status).headers(sent).send(payload));
+  }
+
+  private mark(waiter: Waiter, stored: boolean): void {
+    const { member } = waiter;
+    if (waiter.leader && !this.remote) {
+      markForwarded(member.reply, member.reason, stored);
+      member.request.recall.cacheOutcome = member.reason === 'bypass' ? 'BYPASS' : 'MISS';
+    } else {
+      markCoalesced(member.reply, member.reason, stored);
+      member.request.recall.cacheOutcome = 'COALESCED';
+    }
+  }
+
+  private push(waiter: Waiter, events: Buffer): void {
+    const forClient = waiter.member.includeUsage ? events : withoutUsageChunk(events);
+    if (forClient.length > 0) waiter.out?.push(forClient);
+  }
+
+  /** Keeps relayed events for members that join later, up to the cap; past it, streaming members no longer join. */
+  private keepForReplay(events: Buffer): void {
+    if (!this.replayable) return;
+    this.replayBytes += events.length;
+    if (this.replayBytes > this.source.maxReplayBytes) {
+      this.replayable = false;
+      this.replay = [];
+      return;
+    }
+    this.replay.push(events);
+  }
+
+  /** Answers every member still waiting with this error (an event-stream error to those already streaming). */
+  fail(failure: RecallError): void {
+    this.finish();
+    for (const waiter of this.waiters) {
+      if (waiter.out === undefined) {
+        waiter.settle(failure);
+        continue;
+      }
+      waiter.out.push(sseErrorEvent(failure.toBody()));
+      waiter.out.push(null);
+    }
+  }
+
+  private leave(waiter: Waiter): void {
+    this.waiters.delete(waiter);
+    waiter.out?.destroy();
+    waiter.settle(new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.'));
+    if (this.waiters.size > 0 || this.finished) return;
+    // Nobody waits any more: the upstream call is dropped, and nothing it might still send is stored.
+    this.finish();
+    this.signal.abort();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.replay = [];
+    this.source.onFinish();
+  }
+
+  private firstLog(): FastifyRequest['log'] | undefined {
+    for (const waiter of this.waiters) return waiter.member.request.log;
+    return undefined;
+  }
+}
