@@ -19,6 +19,7 @@ import {
   machine,
   medianBusyMsPerSecond,
   metOrNot,
+  mockControl,
   ms,
   ownCpuSeconds,
   parseBenchFlags,
@@ -96,19 +97,6 @@ function startRecallOn(mock: Server, nodeFlags: string[]): Promise<Server> {
 interface UpstreamCount {
   chat: number;
   aborted: number;
-}
-
-async function mockControl(mock: Server, method: 'GET' | 'POST', path: string): Promise<unknown> {
-  let response: Response;
-  try {
-    response = await fetch(`${mock.origin}${path}`, { method, signal: AbortSignal.timeout(5_000) });
-  } catch (error) {
-    const cause = (error as { cause?: { message?: string } }).cause?.message ?? String(error);
-    const state = mock.process.exitCode ?? mock.process.signalCode ?? 'still running';
-    throw new Error(`mock ${method} ${path} failed: ${cause} (mock process: ${state}; stderr: ${mock.stderr() || 'empty'})`, { cause: error });
-  }
-  if (!response.ok) throw new Error(`mock ${method} ${path} answered ${response.status}`);
-  return response.json();
 }
 
 async function resetMock(mock: Server): Promise<void> {

@@ -222,6 +222,13 @@ export async function startRedis(children: ChildProcesses): Promise<Server> {
   return { name: 'redis-server', process: child, origin: `redis://127.0.0.1:${port}`, stderr };
 }
 
+/** Calls one of the mock upstream's /mock/* control routes and returns its JSON answer. */
+export async function mockControl(mock: Server, method: 'GET' | 'POST', path: string): Promise<unknown> {
+  const response = await fetch(`${mock.origin}${path}`, { method, signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`mock ${method} ${path} answered ${response.status}`);
+  return response.json();
+}
+
 export interface RecallOptions {
   name: string;
   upstreamBaseUrl: string;

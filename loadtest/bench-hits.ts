@@ -19,6 +19,7 @@ import {
   LoadGenerator,
   machine,
   machineCpuSeconds,
+  mockControl,
   medianBusyMsPerSecond,
   metOrNot,
   ms,
@@ -99,12 +100,6 @@ interface Fleet {
   mock: Server;
   /** Each target's server, and for Recall-redis the redis-server behind it; --profile starts no Redis. */
   targets: Partial<Record<TargetId, { server: Server; store?: Server }>>;
-}
-
-async function mockControl(mock: Server, method: 'GET' | 'POST', path: string): Promise<unknown> {
-  const response = await fetch(`${mock.origin}${path}`, { method, signal: AbortSignal.timeout(5_000) });
-  if (!response.ok) throw new Error(`mock ${method} ${path} answered ${response.status}`);
-  return response.json();
 }
 
 async function upstreamChatCount(mock: Server): Promise<number> {
