@@ -33,6 +33,7 @@ export class Forwarder {
       headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
       body,
       signal: new ClientDeparture(reply.raw),
+      priority: request.recall.priority,
     });
     const whole = await readWhole(response, this.settings).finally(() => {
       request.recall.upstreamMs = performance.now() - sentAt;
@@ -53,6 +54,7 @@ export class Forwarder {
       }),
       body: options.body,
       signal,
+      priority: request.recall.priority,
     });
     const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, capture: options.capture, hideUsageChunk: options.hideUsageChunk === true };
     if (isEventStream(response)) return relayEventStream(relay);

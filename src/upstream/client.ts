@@ -1,12 +1,13 @@
-// The connection to the upstream API: one keep-alive undici Pool, path mapping under the configured base URL,
-// and the translation of transport failures into Recall's 502/504 errors.
-import type { EventEmitter } from 'node:events';
+// The connection to the upstream API: one keep-alive undici Pool behind the upstream queue, path
+// mapping under the configured base URL, and the translation of transport failures into Recall's 502/504 errors.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { RecallConfig } from '../config/schema.js';
-import { RecallError } from '../openai/errors.js';
+import { RecallError, clientClosedRequest } from '../openai/errors.js';
+import type { CallSignal } from './abort.js';
 import type { HeaderMap } from './headers.js';
+import { UpstreamLimiter, type QueueObserver } from './limiter.js';
 import type { Priority } from './priority.js';
 
 export interface UpstreamRequest {
@@ -15,8 +16,8 @@ export interface UpstreamRequest {
   path: string;
   headers: HeaderMap;
   body?: Buffer | Readable | undefined;
-  /** Aborts the call: an AbortSignal, or an EventEmitter with `aborted` that emits 'abort' (undici takes both). */
-  signal?: AbortSignal | (EventEmitter & { aborted: boolean }) | undefined;
+  /** Aborts the call, wherever it is: waiting in the queue or in flight. */
+  signal?: CallSignal | undefined;
   /** X-Recall-Priority of the request this call serves; orders waiting calls when the upstream is at its cap. */
   priority?: Priority | undefined;
 }
@@ -26,6 +27,9 @@ export interface UpstreamResponse {
   headers: IncomingHttpHeaders;
   body: Dispatcher.ResponseData['body'];
 }
+
+/** What the client reports as it works: the queue's figures. The metrics catalog implements it. */
+export type UpstreamObserver = QueueObserver;
 
 export interface ProbeResult {
   ok: boolean;
@@ -38,11 +42,13 @@ export class UpstreamClient {
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly settings: RecallConfig['upstream'];
+  private readonly limiter: UpstreamLimiter;
   private probe: { at: number; result: Promise<ProbeResult> } | undefined;
 
-  constructor(settings: RecallConfig['upstream']) {
+  constructor(settings: RecallConfig['upstream'], observer?: UpstreamObserver) {
     const base = new URL(settings.url);
     this.settings = settings;
+    this.limiter = new UpstreamLimiter(settings, observer);
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.pool = new Pool(base.origin, {
       connections: settings.connections,
@@ -53,22 +59,35 @@ export class UpstreamClient {
     });
   }
 
+  /**
+   * Sends one call once it has a slot in the upstream queue, and resolves with the answer for the client, whose slot
+   * is held until its body has ended, failed or been abandoned.
+   */
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const slot = await this.limiter.acquire(request.priority ?? 'normal', request.signal);
+    let response: Dispatcher.ResponseData;
     try {
-      const response = await this.pool.request({
+      response = await this.pool.request({
         method: request.method as 'POST',
         path: this.basePath + request.path,
         headers: request.headers,
         body: request.body ?? null,
         signal: request.signal,
       });
-      return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, body: response.body };
     } catch (err) {
+      slot.release();
       throw asUpstreamError(err, this.settings);
     }
+    // undici's body is autoDestroy: 'close' follows its end, its failure and its abandonment alike.
+    if (response.body.closed) slot.release();
+    else response.body.once('close', () => slot.release());
+    return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, body: response.body };
   }
 
-  /** Is the upstream answering HTTP at all? Any status below 500 counts; the result is reused for probeTtlMs. */
+  /**
+   * Is the upstream answering HTTP at all? Any status below 500 counts; the result is reused for probeTtlMs. The probe
+   * skips the queue: readiness must not wait behind the traffic it reports on.
+   */
   reachable(now = Date.now()): Promise<ProbeResult> {
     if (this.probe && now - this.probe.at < this.settings.probeTtlMs) return this.probe.result;
     const result = this.runProbe();
@@ -113,9 +132,7 @@ const TIMEOUTS: Record<string, { setting: string; what: string }> = {
 export function asUpstreamError(err: unknown, settings: RecallConfig['upstream']): RecallError {
   if (err instanceof RecallError) return err;
   const failure = err as { code?: string; message?: string; name?: string; cause?: unknown };
-  if (failure.code === 'UND_ERR_ABORTED' || failure.name === 'AbortError') {
-    return new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.', null, { cause: err });
-  }
+  if (failure.code === 'UND_ERR_ABORTED' || failure.name === 'AbortError') return clientClosedRequest(err);
   const timeout = failure.code === undefined ? undefined : TIMEOUTS[failure.code];
   const origin = new URL(settings.url).host;
   if (timeout) {
