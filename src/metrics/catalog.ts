@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
+import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
 import type { PriceTable } from './prices.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
@@ -33,7 +34,7 @@ export class Metrics implements UpstreamObserver {
     labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
   });
   private readonly upstreamDuration = new Histogram({
-    name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, to its last byte, by route (queue wait included).',
+    name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, to its last byte, by route (queue wait and retries included).',
     labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
   });
   private readonly lookups = new Counter({
@@ -65,6 +66,10 @@ export class Metrics implements UpstreamObserver {
     name: 'recall_upstream_queue_rejections_total', help: 'Requests answered 503 by the upstream queue, by reason (full, timeout).',
     labelNames: ['reason'] as const, registers: [this.registry],
   });
+  private readonly retries = new Counter({
+    name: 'recall_upstream_retries_total', help: 'Upstream calls sent again, by reason (connect_error, status_429, status_502, status_503, status_504).',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  });
   /** Every upstream call observes its wait: resolved once per priority, as for requestSeries. */
   private readonly queueWaitByPriority = new Map<Priority, { observe(value: number): void }>();
 
@@ -72,8 +77,9 @@ export class Metrics implements UpstreamObserver {
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
     const registry = this.registry;
-    // Every series of the upstream queue exists from the start, so rates and alerts see zeros, not gaps.
+    // Every series of the upstream queue and retries exists from the start, so rates and alerts see zeros, not gaps.
     for (const priority of PRIORITIES) this.queueDepth.set({ priority }, 0);
+    for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
     for (const reason of ['full', 'timeout'] as const) this.queueRejections.inc({ reason }, 0);
     new Gauge({ name: 'recall_cache_entries', help: 'Entries held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
       collect() { const n = store.entries(); if (n !== undefined) this.set({ store: store.kind }, n); } });
@@ -130,6 +136,10 @@ export class Metrics implements UpstreamObserver {
 
   upstreamQueueRejected(reason: 'full' | 'timeout'): void {
     this.queueRejections.inc({ reason });
+  }
+
+  upstreamRetry(reason: RetryReason): void {
+    this.retries.inc({ reason });
   }
 
   async text(): Promise<string> {

@@ -144,10 +144,12 @@ describe('upstream queue', () => {
   it('no failure keeps the slot: after errors, timeouts and broken streams the next request still goes upstream', async () => {
     const recall = await recallWith({
       'upstream.max_concurrent': 1, 'upstream.queue_timeout_ms': 3_000, 'upstream.headers_timeout_ms': 300,
+      'upstream.retries': 1, 'upstream.retry_base_ms': 1, 'upstream.retry_max_ms': 2,
     });
     const sdk = recall.client();
     const statusOf = (promise: Promise<unknown>) => promise.then(() => 200, (e: unknown) => (e as APIError).status);
     expect(await statusOf(sdk.chat.completions.create(ask('a 500'), { headers: { 'x-mock-fault': '500' } }))).toBe(500);
+    expect(await statusOf(sdk.chat.completions.create(ask('503 twice'), { headers: { 'x-mock-fault': '503' } }))).toBe(503);
     expect(await statusOf(sdk.chat.completions.create(ask('a cut body'), { headers: { 'x-mock-fault': 'broken-stream' } }))).toBe(502);
     expect(await statusOf(sdk.chat.completions.create(ask('no answer'), { headers: { 'x-mock-fault': 'stall' } }))).toBe(504);
     const broken = await sdk.chat.completions.create({ ...ask('a cut stream'), stream: true }, { headers: { 'x-mock-fault': 'broken-stream' } });
