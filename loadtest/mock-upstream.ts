@@ -36,7 +36,7 @@ export interface RecordedRequest {
   body: string;
 }
 
-export type Fault = '429' | '500' | '503' | 'stall' | 'broken-stream' | 'garbage-stream' | 'no-done';
+export type Fault = '429' | '500' | '502' | '503' | '504' | 'stall' | 'broken-stream' | 'garbage-stream' | 'no-done';
 
 export interface MockUpstream {
   /** http://HOST:PORT */
@@ -55,7 +55,7 @@ export interface MockUpstream {
   close(): Promise<void>;
 }
 
-const FAULTS: ReadonlySet<string> = new Set<Fault>(['429', '500', '503', 'stall', 'broken-stream', 'garbage-stream', 'no-done']);
+const FAULTS: ReadonlySet<string> = new Set<Fault>(['429', '500', '502', '503', '504', 'stall', 'broken-stream', 'garbage-stream', 'no-done']);
 const RECORDED_REQUEST_LIMIT = 200;
 const MAX_CHOICES = 8;
 const DEFAULT_EMBEDDING_DIMENSIONS = 16;
@@ -101,6 +101,8 @@ type Answer =
   | { kind: 'json'; status: number; body: string; headers?: Record<string, string> }
   | { kind: 'stream'; frames: string[] };
 
+type JsonAnswer = Extract<Answer, { kind: 'json' }>;
+
 /** A 400 the request deserves, thrown from deep inside parsing and turned into OpenAI's error shape by the dispatcher. */
 class InvalidRequest extends Error {
   constructor(
@@ -116,7 +118,7 @@ function errorBody(message: string, type: string, param: string | null, code: st
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-function errorAnswer(status: number, message: string, type: string, param: string | null = null, code: string | null = null): Answer {
+function errorAnswer(status: number, message: string, type: string, param: string | null = null, code: string | null = null): JsonAnswer {
   return { kind: 'json', status, body: errorBody(message, type, param, code) };
 }
 
@@ -124,7 +126,7 @@ function invalidUrlBody(method: string, path: string): string {
   return errorBody(`Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
 }
 
-const RATE_LIMITED: Answer = {
+const RATE_LIMITED: JsonAnswer = {
   kind: 'json',
   status: 429,
   body: errorBody('Rate limit reached for requests', 'requests', null, 'rate_limit_exceeded'),
@@ -136,8 +138,14 @@ const RATE_LIMITED: Answer = {
   },
 };
 const SERVER_ERROR_MESSAGE = 'The server had an error while processing your request.';
-const SERVER_ERROR = errorAnswer(500, SERVER_ERROR_MESSAGE, 'server_error');
-const SERVICE_UNAVAILABLE = errorAnswer(503, SERVER_ERROR_MESSAGE, 'server_error');
+/** The faults that replace the answer with an error status; the others shape how a normal answer is written. */
+const ERROR_ANSWERS: Partial<Record<Fault, JsonAnswer>> = {
+  '429': RATE_LIMITED,
+  '500': errorAnswer(500, SERVER_ERROR_MESSAGE, 'server_error'),
+  '502': errorAnswer(502, 'Bad gateway.', 'server_error'),
+  '503': errorAnswer(503, SERVER_ERROR_MESSAGE, 'server_error'),
+  '504': errorAnswer(504, 'Gateway timeout.', 'server_error'),
+};
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -853,11 +861,13 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       let fault: Fault | undefined;
       let latencyMs: number;
       let chunkDelayMs: number;
+      const retryAfter = req.headers['x-mock-retry-after'];
       try {
         // A fault named in the header overrides the queued one; the queued one is still used up by this request.
         if (headerFault === undefined) fault = queuedFault;
         else if (isFault(headerFault)) fault = headerFault;
         else throw new InvalidRequest(`Invalid x-mock-fault header: expected one of ${[...FAULTS].join(', ')}.`);
+        if (retryAfter !== undefined && (typeof retryAfter !== 'string' || retryAfter.trim() === '')) throw new InvalidRequest('Invalid x-mock-retry-after header: expected a non-empty value.');
         latencyMs = delayFromHeader(req.headers['x-mock-latency-ms'], delays.latencyMs, 'x-mock-latency-ms');
         chunkDelayMs = delayFromHeader(req.headers['x-mock-chunk-delay-ms'], delays.chunkDelayMs, 'x-mock-chunk-delay-ms');
       } catch (error) {
@@ -870,8 +880,10 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       if (fault === 'stall') return;
 
       later(exchange, latencyMs, () => {
-        const answer =
-          fault === '429' ? RATE_LIMITED : fault === '500' ? SERVER_ERROR : fault === '503' ? SERVICE_UNAVAILABLE : route(routeKey, method, path, rawBody);
+        const failure = fault === undefined ? undefined : ERROR_ANSWERS[fault];
+        // x-mock-retry-after replaces (or adds) the Retry-After of an error fault, seconds or an HTTP date as given.
+        const answer = failure === undefined ? route(routeKey, method, path, rawBody)
+          : retryAfter === undefined ? failure : { ...failure, headers: { ...failure.headers, 'retry-after': retryAfter as string } };
         if (answer.kind === 'stream') writeStreamAnswer(exchange, answer.frames, chunkDelayMs, fault);
         else writeJsonAnswer(exchange, answer, fault);
       });

@@ -38,11 +38,11 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     forceCloseConnections: 'idle',
   });
 
-  const upstream = new UpstreamClient(config.upstream);
-  const forwarder = new Forwarder(upstream, config.upstream);
   const { store, figures, redis, snapshot, tenantSecret } = await openCacheStore(config, app.log);
   const overrides = config.metrics.prices === undefined ? {} : parsePriceOverrides(config.metrics.prices);
   const metrics = new Metrics(new PriceTable({ ...DEFAULT_PRICES, ...overrides }), figures);
+  const upstream = new UpstreamClient(config.upstream, metrics);
+  const forwarder = new Forwarder(upstream, config.upstream);
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);
   const tenants = new TenantResolver(config.cache.scope, tenantSecret);
   const embeddings = new EmbeddingsCache(exact);
@@ -80,6 +80,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   app.setErrorHandler((err: FastifyError | RecallError, request, reply) => {
     const answer = err instanceof RecallError ? err : fromFrameworkError(err);
     if (answer.status >= 500) request.log.error({ err: answer.cause ?? err }, answer.message);
+    if (answer.retryAfterS !== undefined) reply.header('retry-after', String(answer.retryAfterS));
     return reply.code(answer.status).send(answer.toBody());
   });
   app.setNotFoundHandler((request, reply) => {

@@ -21,6 +21,14 @@ export interface RecallConfig {
     bodyTimeoutMs: number;
     keepAliveTimeoutMs: number;
     probeTtlMs: number;
+    /** Most upstream calls at once; 0: no cap. */
+    maxConcurrent: number;
+    queueMax: number;
+    queueTimeoutMs: number;
+    retries: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    retryAfterMaxMs: number;
   };
   cache: {
     ttlSeconds: number;
@@ -121,6 +129,20 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'How long an idle upstream connection is kept open.' },
   { yaml: 'upstream.probe_ttl_ms', field: 'upstream.probeTtlMs', type: 'integer', default: 5_000, min: 0, max: 600_000,
     doc: 'How long /readyz reuses the result of its upstream reachability probe.' },
+  { yaml: 'upstream.max_concurrent', field: 'upstream.maxConcurrent', type: 'integer', default: 0, min: 0, max: 65_536,
+    doc: 'Most upstream calls at once (a stream holds its slot until it ends); more wait in the priority queue. 0: no cap. Keep it at or below upstream.connections.' },
+  { yaml: 'upstream.queue_max', field: 'upstream.queueMax', type: 'integer', default: 1000, min: 0, max: 1_000_000,
+    doc: 'Most calls waiting for a slot when upstream.max_concurrent is reached; one more is answered 503 upstream_queue_full at once.' },
+  { yaml: 'upstream.queue_timeout_ms', field: 'upstream.queueTimeoutMs', type: 'integer', default: 30_000, min: 1, max: 3_600_000,
+    doc: 'Longest wait for a slot before answering 503 upstream_queue_timeout.' },
+  { yaml: 'upstream.retries', field: 'upstream.retries', type: 'integer', default: 2, min: 0, max: 10,
+    doc: 'Retries after a failure to connect or a 429, 502, 503 or 504 answer, before anything reached the client; 0: none.' },
+  { yaml: 'upstream.retry_base_ms', field: 'upstream.retryBaseMs', type: 'integer', default: 500, min: 1, max: 60_000,
+    doc: 'Backoff before the first retry, doubled for each further one, with jitter (when the answer has no Retry-After).' },
+  { yaml: 'upstream.retry_max_ms', field: 'upstream.retryMaxMs', type: 'integer', default: 8_000, min: 1, max: 600_000,
+    doc: 'Longest backoff between two attempts.' },
+  { yaml: 'upstream.retry_after_max_ms', field: 'upstream.retryAfterMaxMs', type: 'integer', default: 10_000, min: 0, max: 600_000,
+    doc: 'Longest Retry-After honoured; an answer asking for a longer wait goes to the client as it is, without retry.' },
   { yaml: 'cache.ttl_seconds', field: 'cache.ttlSeconds', env: 'RECALL_CACHE_TTL', type: 'integer', default: 86_400, min: 1, max: 31_536_000,
     doc: 'How long a stored answer lives, in seconds, unless the request sets X-Recall-TTL.' },
   { yaml: 'cache.routes', field: 'cache.routes', type: 'string', default: 'chat.completions,completions,embeddings', check: cachedRoutesProblem,

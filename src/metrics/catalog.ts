@@ -1,6 +1,9 @@
 // The one catalog of Recall's Prometheus metrics (prefix `recall_`), on a registry owned by the app. Label values
 // are bounded: routes as registered, status codes, cache outcomes, tiers, and models mapped to the price table.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { UpstreamObserver } from '../upstream/client.js';
+import { PRIORITIES, type Priority } from '../upstream/priority.js';
+import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
 import type { PriceTable } from './prices.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
@@ -15,7 +18,10 @@ export interface StoreFigures {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-export class Metrics {
+/** Waits in the upstream queue run from nothing (a free slot) to upstream.queue_timeout_ms. */
+const QUEUE_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics implements UpstreamObserver {
   readonly registry = new Registry();
   readonly startedAt = Date.now();
 
@@ -28,7 +34,7 @@ export class Metrics {
     labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
   });
   private readonly upstreamDuration = new Histogram({
-    name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, from sending to its last byte, by route.',
+    name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, to its last byte, by route (queue wait and retries included).',
     labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
   });
   private readonly lookups = new Counter({
@@ -52,11 +58,33 @@ export class Metrics {
     name: 'recall_coalesced_requests_total', help: 'Requests answered by joining an identical request already in flight (here or on another instance), by route.',
     labelNames: ['route'] as const, registers: [this.registry],
   });
+  private readonly queueDepth = new Gauge({
+    name: 'recall_upstream_queue_depth', help: 'Upstream calls waiting for a slot (upstream.max_concurrent), by priority.',
+    labelNames: ['priority'] as const, registers: [this.registry],
+  });
+  private readonly queueWait = new Histogram({
+    name: 'recall_upstream_queue_wait_seconds', help: 'Time an upstream call waited for a slot before it was sent (0 when one was free), by priority.',
+    labelNames: ['priority'] as const, buckets: QUEUE_WAIT_BUCKETS, registers: [this.registry],
+  });
+  private readonly queueRejections = new Counter({
+    name: 'recall_upstream_queue_rejections_total', help: 'Requests answered 503 by the upstream queue, by reason (full, timeout).',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  });
+  private readonly retries = new Counter({
+    name: 'recall_upstream_retries_total', help: 'Upstream calls sent again, by reason (connect_error, status_429, status_502, status_503, status_504).',
+    labelNames: ['reason'] as const, registers: [this.registry],
+  });
+  /** Every upstream call observes its wait: resolved once per priority, as for requestSeries. */
+  private readonly queueWaitByPriority = new Map<Priority, { observe(value: number): void }>();
 
   private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
     const registry = this.registry;
+    // Every series of the upstream queue and retries exists from the start, so rates and alerts see zeros, not gaps.
+    for (const priority of PRIORITIES) this.queueDepth.set({ priority }, 0);
+    for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
+    for (const reason of ['full', 'timeout'] as const) this.queueRejections.inc({ reason }, 0);
     new Gauge({ name: 'recall_cache_entries', help: 'Entries held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
       collect() { const n = store.entries(); if (n !== undefined) this.set({ store: store.kind }, n); } });
     new Gauge({ name: 'recall_cache_bytes', help: 'Bytes held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
@@ -99,6 +127,27 @@ export class Metrics {
     const usd = this.prices.cost(label, promptTokens, completionTokens);
     if (usd > 0) this.costSaved.inc({ model: label }, usd);
     return usd;
+  }
+
+  upstreamQueueDepth(priority: Priority, depth: number): void {
+    this.queueDepth.set({ priority }, depth);
+  }
+
+  upstreamQueueWait(priority: Priority, seconds: number): void {
+    let series = this.queueWaitByPriority.get(priority);
+    if (series === undefined) {
+      series = this.queueWait.labels(priority);
+      this.queueWaitByPriority.set(priority, series);
+    }
+    series.observe(seconds);
+  }
+
+  upstreamQueueRejected(reason: 'full' | 'timeout'): void {
+    this.queueRejections.inc({ reason });
+  }
+
+  upstreamRetry(reason: RetryReason): void {
+    this.retries.inc({ reason });
   }
 
   async text(): Promise<string> {

@@ -23,6 +23,8 @@ export const ERROR_CATALOG = {
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
   clientClosedRequest: { status: 499, type: 'invalid_request_error', code: 'client_closed_request' },
   shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
+  upstreamQueueFull: { status: 503, type: 'api_error', code: 'upstream_queue_full' },
+  upstreamQueueTimeout: { status: 503, type: 'api_error', code: 'upstream_queue_timeout' },
   upstreamUnreachable: { status: 502, type: 'api_error', code: 'upstream_unreachable' },
   upstreamBrokenResponse: { status: 502, type: 'api_error', code: 'upstream_broken_response' },
   upstreamTimeout: { status: 504, type: 'api_error', code: 'upstream_timeout' },
@@ -37,18 +39,21 @@ export class RecallError extends Error {
   readonly status: number;
   readonly type: string;
   readonly code: string;
+  /** Seconds a client should wait before trying again; the error handler sends it as `Retry-After`. */
+  readonly retryAfterS: number | undefined;
 
   constructor(
     readonly kind: ErrorKind,
     message: string,
     readonly param: string | null = null,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterS?: number },
   ) {
     super(message, options);
     const spec: ErrorSpec = ERROR_CATALOG[kind];
     this.status = spec.status;
     this.type = spec.type;
     this.code = spec.code;
+    this.retryAfterS = options?.retryAfterS;
   }
 
   toBody(): OpenAIErrorBody {
@@ -84,6 +89,25 @@ export function invalidJson(detail: string): RecallError {
 export function bodyTooLarge(limitBytes?: number): RecallError {
   const limit = limitBytes === undefined ? '' : ` of ${limitBytes} bytes`;
   return new RecallError('bodyTooLarge', `Request body exceeds the limit${limit} (server.body_limit_bytes). Send a smaller request.`);
+}
+
+export function clientClosedRequest(cause?: unknown): RecallError {
+  return new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.', null, { cause });
+}
+
+/** Both queue errors ask the client to come back in a second: the queue drains as upstream calls finish. */
+const QUEUE_RETRY_AFTER_S = 1;
+
+export function upstreamQueueFull(queueMax: number): RecallError {
+  return new RecallError('upstreamQueueFull',
+    `Recall's queue for the upstream API is full (${queueMax} requests waiting, upstream.queue_max). Retry shortly.`,
+    null, { retryAfterS: QUEUE_RETRY_AFTER_S });
+}
+
+export function upstreamQueueTimeout(timeoutMs: number): RecallError {
+  return new RecallError('upstreamQueueTimeout',
+    `The request waited ${timeoutMs} ms for a free upstream slot (upstream.queue_timeout_ms, upstream.max_concurrent) without getting one. Retry shortly.`,
+    null, { retryAfterS: QUEUE_RETRY_AFTER_S });
 }
 
 function validationParam(validation: unknown[] | undefined): string | null {

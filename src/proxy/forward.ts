@@ -28,6 +28,7 @@ export class Forwarder {
       headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
       body,
       signal,
+      priority: request.recall.priority,
     });
   }
 
@@ -54,6 +55,7 @@ export class Forwarder {
       }),
       body: options.body,
       signal,
+      priority: request.recall.priority,
     });
     const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
     if (isEventStream(response)) return relayEventStream(relay);

@@ -1,5 +1,6 @@
 // What Recall knows about one request while it crosses the proxy; read by the request log line.
 import type { FastifyInstance } from 'fastify';
+import type { Priority } from '../upstream/priority.js';
 
 export interface RequestContext {
   /** performance.now() when the request arrived. */
@@ -10,6 +11,8 @@ export interface RequestContext {
   upstreamMs: number | undefined;
   /** HIT, MISS or BYPASS (later tiers add SEMANTIC, COALESCED, STALE); undefined when no cache was involved. */
   cacheOutcome: string | undefined;
+  /** X-Recall-Priority, read (and validated) once by the proxied routes; orders the request's upstream calls. */
+  priority: Priority;
 }
 
 declare module 'fastify' {
@@ -24,5 +27,5 @@ export function registerRequestContext(app: FastifyInstance): void {
 }
 
 export function newRequestContext(): RequestContext {
-  return { startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined };
+  return { startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal' };
 }

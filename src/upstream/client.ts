@@ -1,13 +1,15 @@
-// The connection to the upstream API: one keep-alive undici Pool, path mapping under the configured base URL,
-// and the translation of transport failures into Recall's 502/504 errors.
-import type { EventEmitter } from 'node:events';
+// The connection to the upstream API: one keep-alive undici Pool behind the upstream queue and the retries, path
+// mapping under the configured base URL, and the translation of transport failures into Recall's 502/504 errors.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { RecallConfig } from '../config/schema.js';
-import { RecallError } from '../openai/errors.js';
+import { RecallError, clientClosedRequest } from '../openai/errors.js';
+import { delay, type CallSignal } from './abort.js';
 import type { HeaderMap } from './headers.js';
+import { UpstreamLimiter, type QueueObserver } from './limiter.js';
 import type { Priority } from './priority.js';
+import { RetryPolicy, type RetryDecision, type RetryReason } from './retry.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -15,8 +17,8 @@ export interface UpstreamRequest {
   path: string;
   headers: HeaderMap;
   body?: Buffer | Readable | undefined;
-  /** Aborts the call: an AbortSignal, or an EventEmitter with `aborted` that emits 'abort' (undici takes both). */
-  signal?: AbortSignal | (EventEmitter & { aborted: boolean }) | undefined;
+  /** Aborts the call, wherever it is: waiting in the queue, sleeping before a retry, or in flight. */
+  signal?: CallSignal | undefined;
   /** X-Recall-Priority of the request this call serves; orders waiting calls when the upstream is at its cap. */
   priority?: Priority | undefined;
 }
@@ -25,6 +27,11 @@ export interface UpstreamResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Dispatcher.ResponseData['body'];
+}
+
+/** What the client reports as it works: the queue's figures and each retry. The metrics catalog implements it. */
+export interface UpstreamObserver extends QueueObserver {
+  upstreamRetry(reason: RetryReason): void;
 }
 
 export interface ProbeResult {
@@ -38,11 +45,15 @@ export class UpstreamClient {
   private readonly pool: Pool;
   private readonly basePath: string;
   private readonly settings: RecallConfig['upstream'];
+  private readonly limiter: UpstreamLimiter;
+  private readonly retries: RetryPolicy;
   private probe: { at: number; result: Promise<ProbeResult> } | undefined;
 
-  constructor(settings: RecallConfig['upstream']) {
+  constructor(settings: RecallConfig['upstream'], private readonly observer?: UpstreamObserver) {
     const base = new URL(settings.url);
     this.settings = settings;
+    this.limiter = new UpstreamLimiter(settings, observer);
+    this.retries = new RetryPolicy(settings);
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.pool = new Pool(base.origin, {
       connections: settings.connections,
@@ -53,22 +64,59 @@ export class UpstreamClient {
     });
   }
 
+  /**
+   * Sends one call: waits for a slot in the upstream queue, retries connect failures and 429/502/503/504 answers as
+   * the retry policy allows, and resolves with the answer for the client, whose slot is held until its body has
+   * ended, failed or been abandoned. A body that is a stream (an upload passed through) cannot be sent twice.
+   */
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    try {
-      const response = await this.pool.request({
-        method: request.method as 'POST',
-        path: this.basePath + request.path,
-        headers: request.headers,
-        body: request.body ?? null,
-        signal: request.signal,
-      });
+    // Not undici's retry interceptor: it retries inside one dispatch, so a call would hold its slot through every backoff,
+    // and its policy (socket errors retried after a POST was sent, long Retry-After capped not refused) is not ours.
+    const priority = request.priority ?? 'normal';
+    const replayable = request.body === undefined || Buffer.isBuffer(request.body);
+    for (let retried = 0; ; retried++) {
+      const slot = await this.limiter.acquire(priority, request.signal);
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await this.pool.request({
+          method: request.method as 'POST',
+          path: this.basePath + request.path,
+          headers: request.headers,
+          body: request.body ?? null,
+          signal: request.signal,
+        });
+      } catch (err) {
+        slot.release();
+        const retry = replayable ? this.retries.afterFailure(err, retried) : undefined;
+        if (retry === undefined) throw asUpstreamError(err, this.settings);
+        await this.backOff(retry, request.signal);
+        continue;
+      }
+      const retry = replayable ? this.retries.afterAnswer(response.statusCode, response.headers, retried) : undefined;
+      if (retry !== undefined) {
+        // The failed answer is read to its end (undici drops the connection instead past 128 KiB) and not relayed.
+        await response.body.dump().catch(() => undefined);
+        slot.release();
+        await this.backOff(retry, request.signal);
+        continue;
+      }
+      // undici's body is autoDestroy: 'close' follows its end, its failure and its abandonment alike.
+      if (response.body.closed) slot.release();
+      else response.body.once('close', () => slot.release());
       return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, body: response.body };
-    } catch (err) {
-      throw asUpstreamError(err, this.settings);
     }
   }
 
-  /** Is the upstream answering HTTP at all? Any status below 500 counts; the result is reused for probeTtlMs. */
+  /** Counts the retry and sleeps through its backoff without a slot; a client that leaves meanwhile ends the call. */
+  private async backOff(retry: RetryDecision, signal: CallSignal | undefined): Promise<void> {
+    this.observer?.upstreamRetry(retry.reason);
+    if (!(await delay(retry.delayMs, signal))) throw clientClosedRequest();
+  }
+
+  /**
+   * Is the upstream answering HTTP at all? Any status below 500 counts; the result is reused for probeTtlMs. The probe
+   * skips the queue and the retries: readiness must not wait behind the traffic it reports on.
+   */
   reachable(now = Date.now()): Promise<ProbeResult> {
     if (this.probe && now - this.probe.at < this.settings.probeTtlMs) return this.probe.result;
     const result = this.runProbe();
@@ -113,9 +161,7 @@ const TIMEOUTS: Record<string, { setting: string; what: string }> = {
 export function asUpstreamError(err: unknown, settings: RecallConfig['upstream']): RecallError {
   if (err instanceof RecallError) return err;
   const failure = err as { code?: string; message?: string; name?: string; cause?: unknown };
-  if (failure.code === 'UND_ERR_ABORTED' || failure.name === 'AbortError') {
-    return new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.', null, { cause: err });
-  }
+  if (failure.code === 'UND_ERR_ABORTED' || failure.name === 'AbortError') return clientClosedRequest(err);
   const timeout = failure.code === undefined ? undefined : TIMEOUTS[failure.code];
   const origin = new URL(settings.url).host;
   if (timeout) {

@@ -250,6 +250,21 @@ describe('faults', () => {
     expect((error as APIError).status).toBe(503);
   });
 
+  it('answers 502 and 504 faults in the error shape, and sets Retry-After from x-mock-retry-after', async () => {
+    for (const status of [502, 504]) {
+      const response = await fetch(`${mock.baseURL}/models`, { headers: { 'x-mock-fault': String(status), 'x-mock-retry-after': '7' } });
+      expect(response.status).toBe(status);
+      expect(response.headers.get('retry-after')).toBe('7');
+      expect(((await response.json()) as { error: { type: string } }).error.type).toBe('server_error');
+    }
+    const limited = await fetch(`${mock.baseURL}/models`, { headers: { 'x-mock-fault': '429', 'x-mock-retry-after': '120' } });
+    expect(limited.headers.get('retry-after')).toBe('120');
+    expect(limited.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    const plain = await fetch(`${mock.baseURL}/models`, { headers: { 'x-mock-retry-after': '7' } });
+    expect(plain.status).toBe(200);
+    expect(plain.headers.get('retry-after')).toBeNull();
+  });
+
   it('queues faults through the control route', async () => {
     const queued = await fetch(`${mock.url}/mock/fail-next`, { method: 'POST', body: JSON.stringify({ fault: '500', count: 2 }) });
     expect(queued.status).toBe(200);

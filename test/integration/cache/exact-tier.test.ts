@@ -168,7 +168,8 @@ describe('what is never stored', () => {
   it('an upstream 429 is passed through and not stored', async () => {
     const request = freshChat();
     mock.failNext('429');
-    const error = await sdk.chat.completions.create(request).catch((e: unknown) => e);
+    // A Retry-After longer than upstream.retry_after_max_ms, so the 429 is not retried but passed through.
+    const error = await sdk.chat.completions.create(request, { headers: { 'x-mock-retry-after': '3600' } }).catch((e: unknown) => e);
     expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(429);
     const retry = await sdk.chat.completions.create(request).withResponse();
     expect(retry.response.headers.get('x-recall-cache')).toBe('MISS');

@@ -132,7 +132,8 @@ describe('identical requests in flight', () => {
 
   it("an upstream error reaches every waiter with the upstream's own status and body, and is not stored", async () => {
     const request = freshChat();
-    const failing = { headers: { 'x-mock-latency-ms': '200', 'x-mock-fault': '429' } };
+    // A Retry-After longer than Recall waits for: the 429 passes through instead of being retried.
+    const failing = { headers: { 'x-mock-latency-ms': '200', 'x-mock-fault': '429', 'x-mock-retry-after': '3600' } };
     const errors = await Promise.all(Array.from({ length: 5 }, () => sdk.chat.completions.create(request, failing).catch((e: unknown) => e)));
     expect(upstreamChats()).toBe(1);
     for (const error of errors) {

@@ -119,12 +119,13 @@ describe('completions, embeddings and models through Recall', () => {
 describe('upstream errors pass through unchanged', () => {
   it('an upstream 429 is an APIError 429 with its body, retry-after and x-ratelimit headers', async () => {
     mock.failNext('429');
-    const error = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    // A Retry-After longer than upstream.retry_after_max_ms: Recall does not retry it (see test/integration/upstream).
+    const error = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-mock-retry-after': '3600' } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.APIError);
     const apiError = error as InstanceType<typeof OpenAI.APIError>;
     expect(apiError.status).toBe(429);
     expect(apiError.code).toBe('rate_limit_exceeded');
-    expect(apiError.headers?.get('retry-after')).toBe('1');
+    expect(apiError.headers?.get('retry-after')).toBe('3600');
     expect(apiError.headers?.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(apiError.headers?.get('x-ratelimit-limit-requests')).toBe('60');
   });
