@@ -3,8 +3,9 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
-import type { UpstreamClient } from '../upstream/client.js';
+import type { UpstreamClient, UpstreamRequest } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from '../upstream/headers.js';
+import type { Priority } from '../upstream/priority.js';
 import { ClientDeparture, isEventStream, readWhole, relayBuffered, relayEventStream, relayPiped, type AnswerCapture } from './relay.js';
 
 export interface ForwardOptions {
@@ -18,27 +19,49 @@ export interface ForwardOptions {
   hideUsageChunk?: boolean;
 }
 
+/** An upstream answer read whole, with the headers a client may see. */
+export interface WholeAnswer {
+  status: number;
+  headers: HeaderMap;
+  body: Buffer;
+}
+
+/** One upstream call whose answer Recall reads whole: `Forwarder.sendWhole`, or the embeddings batcher wrapping it. */
+export type SendWhole = (call: UpstreamRequest) => Promise<WholeAnswer>;
+
 export class Forwarder {
   constructor(
     private readonly upstream: UpstreamClient,
     private readonly settings: RecallConfig['upstream'],
   ) {}
 
-  /** Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. */
-  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer): Promise<{ status: number; headers: HeaderMap; body: Buffer }> {
+  /**
+   * Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. `send` is
+   * the path the call takes: straight upstream, or through the embeddings batcher (which may merge it with others).
+   */
+  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer, options: { priority?: Priority; send?: SendWhole } = {}): Promise<WholeAnswer> {
     const sentAt = performance.now();
-    const response = await this.upstream.send({
-      method: 'POST',
-      path: request.url.slice('/v1'.length),
-      headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
-      body,
-      signal: new ClientDeparture(reply.raw),
-    });
-    const whole = await readWhole(response, this.settings).finally(() => {
+    const send = options.send ?? this.sendWhole;
+    try {
+      return await send({
+        method: 'POST',
+        path: request.url.slice('/v1'.length),
+        headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
+        body,
+        signal: new ClientDeparture(reply.raw),
+        priority: options.priority,
+      });
+    } finally {
       request.recall.upstreamMs = performance.now() - sentAt;
-    });
-    return { status: response.status, headers: clientResponseHeaders(response.headers), body: whole };
+    }
   }
+
+  /** One upstream call, its answer read whole (a body that breaks or stalls becomes a 502 or 504). */
+  readonly sendWhole: SendWhole = async (call) => {
+    const response = await this.upstream.send(call);
+    const body = await readWhole(response, this.settings);
+    return { status: response.status, headers: clientResponseHeaders(response.headers), body };
+  };
 
   async forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {
     const signal = new ClientDeparture(reply.raw);
