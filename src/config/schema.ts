@@ -33,6 +33,12 @@ export interface RecallConfig {
     cacheNonzeroTemperature: boolean;
     memory: { maxEntries: number; maxBytes: number; persistPath: string | undefined; persistIntervalS: number };
   };
+  embeddings: {
+    /** 0: no batching; each request's misses go upstream on their own. */
+    batchWindowMs: number;
+    batchMaxInputs: number;
+    batchMaxTokens: number;
+  };
   admin: {
     token: string | undefined;
   };
@@ -136,6 +142,12 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'File the in-memory store is saved to (atomically, every persist_interval_s and on shutdown) and loaded from at start; unset: not saved.' },
   { yaml: 'cache.memory.persist_interval_s', field: 'cache.memory.persistIntervalS', type: 'integer', default: 60, min: 1, max: 86_400,
     doc: 'How often the in-memory store is saved to persist_path.' },
+  { yaml: 'embeddings.batch_window_ms', field: 'embeddings.batchWindowMs', type: 'integer', default: 5, min: 0, max: 1_000,
+    doc: 'How long the cache misses of concurrent /v1/embeddings requests that can share an upstream call are gathered before they are sent as one call; 0 turns batching off. X-Recall-Priority: high sends at once.' },
+  { yaml: 'embeddings.batch_max_inputs', field: 'embeddings.batchMaxInputs', type: 'integer', default: 256, min: 1, max: 2_048,
+    doc: 'Most inputs in one batched upstream call (OpenAI allows 2048); a full batch is sent at once.' },
+  { yaml: 'embeddings.batch_max_tokens', field: 'embeddings.batchMaxTokens', type: 'integer', default: 300_000, min: 1, max: 10_000_000,
+    doc: 'Most tokens in one batched upstream call (OpenAI allows 300,000), estimated generously as UTF-8 bytes / 2 per text input.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,

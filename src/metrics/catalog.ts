@@ -1,6 +1,7 @@
 // The one catalog of Recall's Prometheus metrics (prefix `recall_`), on a registry owned by the app. Label values
 // are bounded: routes as registered, status codes, cache outcomes, tiers, and models mapped to the price table.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
 import type { PriceTable } from './prices.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
@@ -13,6 +14,8 @@ export interface StoreFigures {
   evictions(): number | undefined;
 }
 
+/** Inputs or requests per batched upstream call: powers of two up to OpenAI's 2048 inputs per request. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class Metrics {
@@ -46,6 +49,23 @@ export class Metrics {
   private readonly costSaved = new Counter({
     name: 'recall_cost_saved_usd_total', help: 'Money a cache hit did not spend upstream, in USD at the configured list prices, by model.',
     labelNames: ['model'] as const, registers: [this.registry],
+  });
+
+  private readonly batchInputs = new Histogram({
+    name: 'recall_embeddings_batch_inputs', help: 'Inputs per upstream /v1/embeddings call made by the batcher (merged from several requests or not).',
+    buckets: BATCH_BUCKETS, registers: [this.registry],
+  });
+  private readonly batchRequests = new Histogram({
+    name: 'recall_embeddings_batch_requests', help: 'Requests whose cache misses one upstream /v1/embeddings call carried.',
+    buckets: BATCH_BUCKETS, registers: [this.registry],
+  });
+  private readonly batches = new Counter({
+    name: 'recall_embeddings_batches_total', help: 'Upstream /v1/embeddings calls made by the batcher, by trigger: window, full, priority, oversize (one request over the limits), shutdown, split (a batch refused as a whole, sent again per request).',
+    labelNames: ['trigger'] as const, registers: [this.registry],
+  });
+  private readonly batchGathering = new Gauge({
+    name: 'recall_embeddings_batch_gathering_inputs', help: 'Inputs gathered in embeddings batches that have not been sent yet.',
+    registers: [this.registry],
   });
 
   private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
@@ -90,6 +110,16 @@ export class Metrics {
     const usd = this.prices.cost(label, promptTokens, completionTokens);
     if (usd > 0) this.costSaved.inc({ model: label }, usd);
     return usd;
+  }
+
+  embeddingsBatchSent(inputs: number, requests: number, trigger: BatchTrigger): void {
+    this.batchInputs.observe(inputs);
+    this.batchRequests.observe(requests);
+    this.batches.inc({ trigger });
+  }
+
+  embeddingsGathering(inputs: number): void {
+    this.batchGathering.set(inputs);
   }
 
   async text(): Promise<string> {

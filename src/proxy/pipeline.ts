@@ -1,7 +1,8 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
 // Each stage is a call into its own module. Rate limits, the semantic tier and in-flight joins arrive with their
-// issues. Embeddings take the same path with one entry per input item.
+// issues. Embeddings take the same path with one entry per input item; their misses go upstream through the
+// embeddings batcher, which merges concurrent requests' misses into one call.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markForwarded, markHit, type ForwardReason } from '../cache/cache-status.js';
 import { EmbeddingsCache } from '../cache/embeddings.js';
@@ -14,8 +15,9 @@ import type { RecallConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { usageOf } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
+import { readPriority } from '../upstream/priority.js';
 import { sendCachedAnswer } from './cached-answer.js';
-import type { ForwardOptions, Forwarder } from './forward.js';
+import type { ForwardOptions, Forwarder, SendWhole } from './forward.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
@@ -31,6 +33,8 @@ export interface PipelineDeps {
   tenants: TenantResolver;
   exact: ExactTier;
   embeddings: EmbeddingsCache;
+  /** How embeddings misses go upstream: through the batcher, or straight (`Forwarder.sendWhole`) when it is off. */
+  embeddingsUpstream: SendWhole;
   metrics: Metrics;
   cache: RecallConfig['cache'];
   now?: () => number;
@@ -87,11 +91,13 @@ export class Pipeline {
     return this.forward(request, reply, reason, { capture: fill });
   }
 
-  /** Embeddings are cached per input: only the inputs not cached go upstream. */
+  /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */
   private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy): Promise<FastifyReply> {
     if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass');
+    const priority = readPriority(request.headers);
     const tenant = this.deps.tenants.tenantOf(request.headers);
-    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody));
+    const send = this.deps.embeddingsUpstream;
+    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody, { priority, send }));
     if (answer.outcome === 'HIT') {
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';
