@@ -12,7 +12,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   buildIfStale,
   ChildProcesses,
-  childCpuSeconds,
   commandLine,
   commonBenchSettings,
   LoadGenerator,
@@ -146,7 +145,6 @@ interface Measurement {
   /** The most calls the mock had in progress at once (≤ its cap). */
   upstreamPeakInProgress: number;
   batches: BatchFigures;
-  recallCpuUsPerRequest: number;
 }
 
 async function measure(mode: Mode, recall: Server, mock: Server, settings: BenchSettings, nextBody: () => string): Promise<Measurement> {
@@ -156,9 +154,7 @@ async function measure(mode: Mode, recall: Server, mock: Server, settings: Bench
   await sleep(SETTLE_MS);
   await fetchJson(`${mock.origin}/mock/reset`, 'POST');
   const batchesBefore = await batchFigures(recall);
-  const cpuBefore = childCpuSeconds(recall.process);
   const run = await loads.run({ ...load, durationS: settings.durationS });
-  const cpuAfter = childCpuSeconds(recall.process);
   const upstream = await upstreamCalls(mock);
   return {
     mode,
@@ -171,7 +167,6 @@ async function measure(mode: Mode, recall: Server, mock: Server, settings: Bench
     upstreamCalls: upstream.calls,
     upstreamPeakInProgress: upstream.peakInProgress,
     batches: difference(await batchFigures(recall), batchesBefore),
-    recallCpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, run.responses),
   };
 }
 
@@ -205,7 +200,7 @@ function reportMarkdown(report: Report): string {
     const perCall = m.upstreamCalls === 0 ? 'n/a' : (m.responses / m.upstreamCalls).toFixed(1);
     const triggers = Object.entries(m.batches.triggers).map(([name, count]) => `${name} ${count}`).join(', ') || '-';
     return `| batching ${m.mode} | ${m.requestsPerSecond.toFixed(0)} | ${ms(m.latencyMs.p50)} | ${ms(m.latencyMs.p99)} | ${m.responses} | ${m.non2xx} | ` +
-      `${m.errors + m.timeouts} | ${m.upstreamCalls} | ${perCall} | ${m.upstreamPeakInProgress} | ${triggers} | ${m.recallCpuUsPerRequest.toFixed(0)} |`;
+      `${m.errors + m.timeouts} | ${m.upstreamCalls} | ${perCall} | ${m.upstreamPeakInProgress} | ${triggers} |`;
   };
   return [
     ...reportHeading('Recall embeddings batching benchmark', report.date, report.machine, report.command),
@@ -215,8 +210,8 @@ function reportMarkdown(report: Report): string {
     `- load: ${settings.connections} connections, warm-up ${settings.warmupS} s then ${settings.durationS} s per mode; single-input \`POST /v1/embeddings\`, ` +
       `every input distinct (run ${report.runId}), \`encoding_format: base64\`; Recall defaults apart from \`embeddings.batch_window_ms: 0\` for "off"`,
     '',
-    '| mode | req/s (mean) | p50 ms | p99 ms | completed | non-2xx | errors | upstream calls | requests per call | mock peak in progress | batch triggers | Recall CPU µs/request |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| mode | req/s (mean) | p50 ms | p99 ms | completed | non-2xx | errors | upstream calls | requests per call | mock peak in progress | batch triggers |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     row(report.off),
     row(report.on),
     '',
