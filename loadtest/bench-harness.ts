@@ -1,6 +1,6 @@
 // The parts a Recall load benchmark is built from: child processes on loopback that always die with the run, autocannon
 // load with per-response hrtime latencies, CPU time per process from /proc, percentiles, and a `--cpu-prof` summary.
-// loadtest/bench-forward.ts and loadtest/bench-hits.ts are built from it.
+// loadtest/bench-forward.ts, loadtest/bench-hits.ts and loadtest/bench-embeddings.ts are built from it.
 
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
@@ -281,6 +281,8 @@ export function buildIfStale(): void {
 
 export interface LoadOptions {
   origin: string;
+  /** The POST route; default `/v1/chat/completions`. */
+  path?: string;
   connections: number;
   durationS: number;
   /** Requests per second over all connections; unlimited when undefined. */
@@ -405,7 +407,7 @@ export class LoadGenerator {
   /** A fresh options object per instance: autocannon writes the built request buffer into its request objects. */
   private autocannonOptions(options: LoadOptions, connections: number, overallRate: number | undefined, recorder: ResponseRecorder): autocannon.Options {
     const { body, tallyHeader } = options;
-    const request: autocannon.Request = { method: 'POST', path: '/v1/chat/completions' };
+    const request: autocannon.Request = { method: 'POST', path: options.path ?? '/v1/chat/completions' };
     if (typeof body === 'string') request.body = body;
     else {
       request.setupRequest = (next) => {

@@ -15,6 +15,11 @@ export interface MockUpstreamOptions {
   latencyMs?: number;
   /** Delay between SSE chunks of a streamed answer; default 0. */
   chunkDelayMs?: number;
+  /**
+   * Most /v1 requests in progress at once (latency included), like a provider's concurrency cap; later ones wait
+   * their turn in arrival order. Default: no cap.
+   */
+  maxConcurrent?: number;
 }
 
 export interface MockUpstreamStats {
@@ -24,8 +29,12 @@ export interface MockUpstreamStats {
   byRoute: Record<string, number>;
   /** Requests whose client closed the connection before the answer was completely written. */
   aborted: number;
-  /** Requests received whose response has not closed yet. */
+  /** Requests received whose response has not closed yet (those waiting for a turn under maxConcurrent included). */
   inFlight: number;
+  /** Requests waiting for a turn under maxConcurrent. */
+  waiting: number;
+  /** The most requests in progress at once since the last reset (at most maxConcurrent). */
+  peakInProgress: number;
 }
 
 export interface RecordedRequest {
@@ -60,6 +69,10 @@ const RECORDED_REQUEST_LIMIT = 200;
 const MAX_CHOICES = 8;
 const DEFAULT_EMBEDDING_DIMENSIONS = 16;
 const MAX_EMBEDDING_DIMENSIONS = 4096;
+/** OpenAI's limits for embeddings: items per request, tokens per item, tokens summed over a request. */
+const MAX_EMBEDDING_ITEMS = 2048;
+const MAX_EMBEDDING_ITEM_TOKENS = 8192;
+const MAX_EMBEDDING_REQUEST_TOKENS = 300_000;
 const SYSTEM_FINGERPRINT = 'fp_mock';
 /** Arguments of streamed tool calls are cut into fragments of this many characters, roughly a token each. */
 const TOOL_ARGUMENT_FRAGMENT_CHARS = 6;
@@ -552,17 +565,30 @@ function base64OfVector(vector: Float32Array): string {
 function embeddings(body: Record<string, unknown>): Answer {
   const model = requireModel(body);
   const items = embeddingItems(body.input);
+  if (items.length > MAX_EMBEDDING_ITEMS) {
+    throw new InvalidRequest(`Invalid 'input': maximum ${MAX_EMBEDDING_ITEMS} items per request, got ${items.length}.`, 'input', 'invalid_value');
+  }
+  const longest = Math.max(...items.map((item) => item.tokens));
+  if (longest > MAX_EMBEDDING_ITEM_TOKENS) {
+    // OpenAI's wording for an input longer than the model's context.
+    throw new InvalidRequest(
+      `This model's maximum context length is ${MAX_EMBEDDING_ITEM_TOKENS} tokens, however you requested ${longest} tokens (${longest} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.`,
+    );
+  }
   const dimensions = optionalPositiveInteger(body, 'dimensions', MAX_EMBEDDING_DIMENSIONS) ?? DEFAULT_EMBEDDING_DIMENSIONS;
   const format = body.encoding_format ?? 'float';
   if (format !== 'float' && format !== 'base64') {
     throw new InvalidRequest("Invalid 'encoding_format': expected 'float' or 'base64'.", 'encoding_format', 'invalid_value');
+  }
+  const promptTokens = items.reduce((sum, item) => sum + item.tokens, 0);
+  if (promptTokens > MAX_EMBEDDING_REQUEST_TOKENS) {
+    return errorAnswer(400, `Requested ${promptTokens} tokens, max ${MAX_EMBEDDING_REQUEST_TOKENS} tokens per request`, 'max_tokens_per_request', null, 'max_tokens_per_request');
   }
   const data = items.map((item, index) => {
     const vector = embeddingVector(item.key, dimensions);
     // Floats are emitted as the exact float32 values so 'float' and decoded 'base64' answers are identical.
     return { object: 'embedding', index, embedding: format === 'base64' ? base64OfVector(vector) : Array.from(vector) };
   });
-  const promptTokens = items.reduce((sum, item) => sum + item.tokens, 0);
   return { kind: 'json', status: 200, body: JSON.stringify({ object: 'list', data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } }) };
 }
 
@@ -627,6 +653,8 @@ interface Exchange {
   closed: boolean;
   /** Set when the mock itself cuts the connection (broken-stream, shutdown), which is not a client abort. */
   closedByMock: boolean;
+  /** Holds one of the maxConcurrent turns (false while waiting for one). */
+  inProgress: boolean;
 }
 
 interface QueuedFault {
@@ -748,6 +776,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   const host = options.host ?? '127.0.0.1';
   assertDelay('latencyMs', options.latencyMs);
   assertDelay('chunkDelayMs', options.chunkDelayMs);
+  const { maxConcurrent } = options;
+  if (maxConcurrent !== undefined && !(Number.isInteger(maxConcurrent) && maxConcurrent >= 1)) throw new RangeError(`maxConcurrent must be an integer >= 1, got ${maxConcurrent}`);
   const startupDelays: Delays = { latencyMs: options.latencyMs ?? 0, chunkDelayMs: options.chunkDelayMs ?? 0 };
   let delays: Delays = { ...startupDelays };
 
@@ -758,13 +788,44 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   let faultQueue: QueuedFault[] = [];
   const exchanges = new Set<Exchange>();
   let shuttingDown = false;
+  // The maxConcurrent turns: requests in progress, and those waiting for a turn in arrival order.
+  let inProgress = 0;
+  let peakInProgress = 0;
+  let waiting: { exchange: Exchange; start: () => void }[] = [];
 
-  const stats = (): MockUpstreamStats => ({ requests: requestCount, byRoute: Object.fromEntries(byRoute), aborted: abortedCount, inFlight: exchanges.size });
+  const stats = (): MockUpstreamStats => ({
+    requests: requestCount, byRoute: Object.fromEntries(byRoute), aborted: abortedCount, inFlight: exchanges.size, waiting: waiting.length, peakInProgress,
+  });
+
+  const begin = (exchange: Exchange, start: () => void): void => {
+    exchange.inProgress = true;
+    inProgress++;
+    peakInProgress = Math.max(peakInProgress, inProgress);
+    start();
+  };
+
+  /** Starts `start` now, or once a turn is free when maxConcurrent requests are already in progress. */
+  const takeTurn = (exchange: Exchange, start: () => void): void => {
+    if (maxConcurrent === undefined || inProgress < maxConcurrent) begin(exchange, start);
+    else waiting.push({ exchange, start });
+  };
+
+  const endTurn = (exchange: Exchange): void => {
+    if (!exchange.inProgress) {
+      waiting = waiting.filter((entry) => entry.exchange !== exchange);
+      return;
+    }
+    exchange.inProgress = false;
+    inProgress--;
+    const next = waiting.shift();
+    if (next !== undefined && !shuttingDown) begin(next.exchange, next.start);
+  };
 
   const reset = (): void => {
     requestCount = 0;
     abortedCount = 0;
     byRoute = new Map();
+    peakInProgress = inProgress;
     recorded = [];
     faultQueue = [];
     delays = { ...startupDelays };
@@ -841,12 +902,13 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     const routeKey = `${method} ${path}`;
     requestCount++;
     byRoute.set(routeKey, (byRoute.get(routeKey) ?? 0) + 1);
-    const exchange: Exchange = { res, timers: new Set(), closed: false, closedByMock: false };
+    const exchange: Exchange = { res, timers: new Set(), closed: false, closedByMock: false, inProgress: false };
     exchanges.add(exchange);
     res.on('close', () => {
       exchange.closed = true;
       exchanges.delete(exchange);
       cancelTimers(exchange);
+      endTurn(exchange);
       if (!res.writableFinished && !exchange.closedByMock && !shuttingDown) abortedCount++;
     });
 
@@ -854,7 +916,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     const queuedFault = path.startsWith('/v1/') ? takeQueuedFault() : undefined;
     const headerFault = req.headers['x-mock-fault'];
 
-    readBody(req, (rawBody) => {
+    takeTurn(exchange, () => readBody(req, (rawBody) => {
       recorded.push({ method, path: url, headers: req.headers, body: rawBody });
       if (recorded.length > RECORDED_REQUEST_LIMIT) recorded.shift();
 
@@ -887,7 +949,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
         if (answer.kind === 'stream') writeStreamAnswer(exchange, answer.frames, chunkDelayMs, fault);
         else writeJsonAnswer(exchange, answer, fault);
       });
-    });
+    }));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -907,6 +969,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve, reject) => {
       shuttingDown = true;
+      waiting = [];
       for (const exchange of exchanges) {
         exchange.closed = true;
         exchange.closedByMock = true;
@@ -933,7 +996,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Command line: `tsx loadtest/mock-upstream.ts --port 9090 --latency-ms 20`
+// Command line: `tsx loadtest/mock-upstream.ts --port 9090 --latency-ms 20 [--max-concurrent 8]`
 
 function numberArg(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -949,13 +1012,16 @@ async function main(): Promise<void> {
       host: { type: 'string' },
       'latency-ms': { type: 'string' },
       'chunk-delay-ms': { type: 'string' },
+      'max-concurrent': { type: 'string' },
     },
   });
+  const maxConcurrent = values['max-concurrent'] === undefined ? undefined : numberArg('max-concurrent', values['max-concurrent'], 0);
   const mock = await startMockUpstream({
     host: values.host ?? '127.0.0.1',
     port: numberArg('port', values.port ?? process.env.MOCK_PORT, 9090),
     latencyMs: numberArg('latency-ms', values['latency-ms'], 0),
     chunkDelayMs: numberArg('chunk-delay-ms', values['chunk-delay-ms'], 0),
+    ...(maxConcurrent === undefined ? {} : { maxConcurrent }),
   });
   console.log(`mock upstream listening on ${mock.baseURL}`);
   const stop = (): void => {

@@ -23,6 +23,7 @@ import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
 import { UpstreamClient } from './upstream/client.js';
+import { EmbeddingsBatcher } from './upstream/embeddings-batcher.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -46,9 +47,12 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);
   const tenants = new TenantResolver(config.cache.scope, tenantSecret);
   const embeddings = new EmbeddingsCache(exact);
+  const { batchWindowMs, batchMaxInputs, batchMaxTokens } = config.embeddings;
+  const batcher = batchWindowMs > 0 ? new EmbeddingsBatcher(forwarder.sendWhole, { windowMs: batchWindowMs, maxInputs: batchMaxInputs, maxTokens: batchMaxTokens }, metrics) : undefined;
+  const embeddingsUpstream = batcher?.send ?? forwarder.sendWhole;
   const remoteFlights = redis === undefined ? undefined : new RemoteFlights(redis.connection, config.redis.keyPrefix, config.coalesce.lockTtlMs);
   const coalescer = new Coalescer({ exact, metrics, log: app.log, settings: config.coalesce, upstream: config.upstream, remote: remoteFlights });
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, metrics, cache: config.cache });
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, metrics, cache: config.cache });
 
   let shuttingDown = false;
   app.addHook('preClose', (done) => {
@@ -62,6 +66,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     done();
   });
   app.addHook('onClose', async () => {
+    batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();
     await store.close();

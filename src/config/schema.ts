@@ -48,6 +48,12 @@ export interface RecallConfig {
     lockTtlMs: number;
     waitMs: number;
   };
+  embeddings: {
+    /** 0: no batching; each request's misses go upstream on their own. */
+    batchWindowMs: number;
+    batchMaxInputs: number;
+    batchMaxTokens: number;
+  };
   admin: {
     token: string | undefined;
   };
@@ -175,6 +181,12 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'With Redis: lifetime of the per-key lock the leading instance refreshes while its call lasts; a crashed leader\'s lock expires after it.' },
   { yaml: 'coalesce.wait_ms', field: 'coalesce.waitMs', type: 'integer', default: 60_000, min: 0, max: 3_600_000,
     doc: 'With Redis: how long a request waits for an identical call led by another instance before it goes upstream itself.' },
+  { yaml: 'embeddings.batch_window_ms', field: 'embeddings.batchWindowMs', type: 'integer', default: 5, min: 0, max: 1_000,
+    doc: 'How long the cache misses of concurrent /v1/embeddings requests that can share an upstream call are gathered before they are sent as one call; 0 turns batching off. X-Recall-Priority: high sends at once.' },
+  { yaml: 'embeddings.batch_max_inputs', field: 'embeddings.batchMaxInputs', type: 'integer', default: 256, min: 1, max: 2_048,
+    doc: 'Most inputs in one batched upstream call (OpenAI allows 2048); a full batch is sent at once.' },
+  { yaml: 'embeddings.batch_max_tokens', field: 'embeddings.batchMaxTokens', type: 'integer', default: 300_000, min: 1, max: 10_000_000,
+    doc: 'Most tokens in one batched upstream call (OpenAI allows 300,000), estimated generously as UTF-8 bytes / 2 per text input.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,

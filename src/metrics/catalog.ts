@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
 import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
+import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
 import type { PriceTable } from './prices.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
@@ -16,6 +17,8 @@ export interface StoreFigures {
   evictions(): number | undefined;
 }
 
+/** Inputs or requests per batched upstream call: powers of two up to OpenAI's 2048 inputs per request. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Waits in the upstream queue run from nothing (a free slot) to upstream.queue_timeout_ms. */
@@ -76,6 +79,22 @@ export class Metrics implements UpstreamObserver {
   });
   /** Every upstream call observes its wait: resolved once per priority, as for requestSeries. */
   private readonly queueWaitByPriority = new Map<Priority, { observe(value: number): void }>();
+  private readonly batchInputs = new Histogram({
+    name: 'recall_embeddings_batch_inputs', help: 'Inputs per upstream /v1/embeddings call made by the batcher (merged from several requests or not).',
+    buckets: BATCH_BUCKETS, registers: [this.registry],
+  });
+  private readonly batchRequests = new Histogram({
+    name: 'recall_embeddings_batch_requests', help: 'Requests whose cache misses one upstream /v1/embeddings call carried.',
+    buckets: BATCH_BUCKETS, registers: [this.registry],
+  });
+  private readonly batches = new Counter({
+    name: 'recall_embeddings_batches_total', help: 'Upstream /v1/embeddings calls made by the batcher, by trigger: window, full, priority, oversize (one request over the limits), shutdown, split (a batch refused as a whole, sent again per request).',
+    labelNames: ['trigger'] as const, registers: [this.registry],
+  });
+  private readonly batchGathering = new Gauge({
+    name: 'recall_embeddings_batch_gathering_inputs', help: 'Inputs gathered in embeddings batches that have not been sent yet.',
+    registers: [this.registry],
+  });
 
   private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
 
@@ -148,6 +167,16 @@ export class Metrics implements UpstreamObserver {
 
   upstreamRetry(reason: RetryReason): void {
     this.retries.inc({ reason });
+  }
+
+  embeddingsBatchSent(inputs: number, requests: number, trigger: BatchTrigger): void {
+    this.batchInputs.observe(inputs);
+    this.batchRequests.observe(requests);
+    this.batches.inc({ trigger });
+  }
+
+  embeddingsGathering(inputs: number): void {
+    this.batchGathering.set(inputs);
   }
 
   async text(): Promise<string> {

@@ -14,6 +14,16 @@ export interface ForwardOptions {
   readJsonWhole: boolean;
 }
 
+/** An upstream answer read whole, with the headers a client may see. */
+export interface WholeAnswer {
+  status: number;
+  headers: HeaderMap;
+  body: Buffer;
+}
+
+/** One upstream call whose answer Recall reads whole: `Forwarder.sendWhole`, or the embeddings batcher wrapping it. */
+export type SendWhole = (call: UpstreamRequest) => Promise<WholeAnswer>;
+
 export class Forwarder {
   constructor(
     private readonly upstream: UpstreamClient,
@@ -22,24 +32,38 @@ export class Forwarder {
 
   /** Sends a JSON body upstream on the client's behalf, as it is; the caller reads the answer. */
   call(request: FastifyRequest, body: Buffer, signal: UpstreamRequest['signal']): Promise<UpstreamResponse> {
-    return this.upstream.send({
+    return this.upstream.send(this.jsonCall(request, body, signal));
+  }
+
+  /**
+   * Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. `send` is
+   * the path the call takes: straight upstream, or through the embeddings batcher (which may merge it with others).
+   */
+  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer, send: SendWhole = this.sendWhole): Promise<WholeAnswer> {
+    const sentAt = performance.now();
+    try {
+      return await send(this.jsonCall(request, body, new ClientDeparture(reply.raw)));
+    } finally {
+      request.recall.upstreamMs = performance.now() - sentAt;
+    }
+  }
+
+  /** One upstream call, its answer read whole (a body that breaks or stalls becomes a 502 or 504). */
+  readonly sendWhole: SendWhole = async (call) => {
+    const response = await this.upstream.send(call);
+    const body = await readWhole(response, this.settings);
+    return { status: response.status, headers: clientResponseHeaders(response.headers), body };
+  };
+
+  private jsonCall(request: FastifyRequest, body: Buffer, signal: UpstreamRequest['signal']): UpstreamRequest {
+    return {
       method: 'POST',
       path: request.url.slice('/v1'.length),
       headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.settings.apiKey, keepContentLength: false, identityEncoding: true }),
       body,
       signal,
       priority: request.recall.priority,
-    });
-  }
-
-  /** Sends a JSON body upstream on the client's behalf and reads the answer whole, for Recall to work with. */
-  async exchange(request: FastifyRequest, reply: FastifyReply, body: Buffer): Promise<{ status: number; headers: HeaderMap; body: Buffer }> {
-    const sentAt = performance.now();
-    const response = await this.call(request, body, new ClientDeparture(reply.raw));
-    const whole = await readWhole(response, this.settings).finally(() => {
-      request.recall.upstreamMs = performance.now() - sentAt;
-    });
-    return { status: response.status, headers: clientResponseHeaders(response.headers), body: whole };
+    };
   }
 
   async forward(request: FastifyRequest, reply: FastifyReply, options: ForwardOptions): Promise<FastifyReply> {

@@ -1,7 +1,8 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
 // Each stage is a call into its own module. Rate limits and the semantic tier arrive with their issues. Embeddings
-// take the same path with one entry per input item.
+// take the same path with one entry per input item; their misses go upstream through the embeddings batcher, which
+// merges concurrent requests' misses into one call.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markForwarded, markHit, type ForwardReason } from '../cache/cache-status.js';
 import { EmbeddingsCache } from '../cache/embeddings.js';
@@ -15,7 +16,7 @@ import type { Metrics } from '../metrics/catalog.js';
 import { usageOf } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
-import type { Forwarder } from './forward.js';
+import type { Forwarder, SendWhole } from './forward.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
@@ -32,6 +33,8 @@ export interface PipelineDeps {
   exact: ExactTier;
   coalescer: Coalescer;
   embeddings: EmbeddingsCache;
+  /** How embeddings misses go upstream: through the batcher, or straight (`Forwarder.sendWhole`) when it is off. */
+  embeddingsUpstream: SendWhole;
   metrics: Metrics;
   cache: RecallConfig['cache'];
   now?: () => number;
@@ -84,11 +87,12 @@ export class Pipeline {
     return this.deps.coalescer.answer({ key, route, policy, member, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
   }
 
-  /** Embeddings are cached per input: only the inputs not cached go upstream. */
+  /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */
   private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy): Promise<FastifyReply> {
     if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass');
     const tenant = this.deps.tenants.tenantOf(request.headers);
-    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody));
+    const send = this.deps.embeddingsUpstream;
+    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody, send));
     if (answer.outcome === 'HIT') {
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';

@@ -198,6 +198,26 @@ describe('embeddings', () => {
     expect(defaultDimensions.data[0]?.embedding).toHaveLength(16);
   });
 
+  it("refuses what OpenAI refuses: over 2048 inputs, an input over 8192 tokens, over 300,000 tokens in all", async () => {
+    const refusal = (input: string[]) =>
+      client.embeddings.create({ model: 'text-embedding-3-small', input }).then(
+        () => { throw new Error('the mock accepted what OpenAI refuses'); },
+        (caught: unknown) => caught as APIError,
+      );
+    const tooMany = await refusal(Array.from({ length: 2049 }, (_, i) => `item ${i}`));
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.param).toBe('input');
+    // The mock counts four characters per token.
+    const tooLong = await refusal(['short', 'x'.repeat(4 * 8192 + 4)]);
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.message).toMatch(/maximum context length is 8192 tokens, however you requested 8193 tokens/);
+    const tooMuch = await refusal(Array.from({ length: 40 }, () => 'y'.repeat(4 * 8000)));
+    expect(tooMuch.status).toBe(400);
+    expect(tooMuch.code).toBe('max_tokens_per_request');
+    const justFits = await client.embeddings.create({ model: 'text-embedding-3-small', input: Array.from({ length: 2048 }, (_, i) => `item ${i}`) });
+    expect(justFits.data).toHaveLength(2048);
+  });
+
   it('rejects empty input with 400', async () => {
     const error = await client.embeddings.create({ model: 'text-embedding-3-small', input: [] }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.APIError);
@@ -341,6 +361,36 @@ describe('stats', () => {
     await waitFor(() => mock.stats().aborted === 1);
     expect(received.length).toBeGreaterThan(0);
     expect(mock.stats()).toMatchObject({ aborted: 1, inFlight: 0 });
+  });
+
+  it('with maxConcurrent, keeps later requests waiting their turn in arrival order', async () => {
+    const capped = await startMockUpstream({ maxConcurrent: 2 });
+    try {
+      const sdk = new OpenAI({ baseURL: capped.baseURL, apiKey: 'sk-test', maxRetries: 0 });
+      const stalled = [1, 2].map(() => fetch(`${capped.baseURL}/models`, { headers: { 'x-mock-fault': 'stall' } }).catch((caught: unknown) => caught));
+      await waitFor(() => capped.stats().inFlight === 2);
+      const waiting = sdk.embeddings.create({ model: 'text-embedding-3-small', input: 'waits' });
+      await waitFor(() => capped.stats().waiting === 1);
+      expect(capped.stats()).toMatchObject({ inFlight: 3, waiting: 1, peakInProgress: 2 });
+      // A stalled request never ends by itself; closing both of its sockets frees the turns.
+      await capped.close();
+      await expect(waiting).rejects.toThrow();
+      await Promise.all(stalled);
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('with maxConcurrent, answers every request once a turn is free', async () => {
+    const capped = await startMockUpstream({ maxConcurrent: 3, latencyMs: 5 });
+    try {
+      const sdk = new OpenAI({ baseURL: capped.baseURL, apiKey: 'sk-test', maxRetries: 0 });
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => sdk.embeddings.create({ model: 'text-embedding-3-small', input: `turn ${i}` })));
+      expect(answers.map((answer) => answer.data.length)).toEqual(Array(12).fill(1));
+      expect(capped.stats()).toMatchObject({ requests: 12, inFlight: 0, waiting: 0, peakInProgress: 3 });
+    } finally {
+      await capped.close();
+    }
   });
 
   it('closes with a stalled request in flight', async () => {
