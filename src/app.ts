@@ -55,17 +55,18 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, metrics, cache: config.cache });
 
   let shuttingDown = false;
+  let closeIdle: NodeJS.Timeout | undefined;
   app.addHook('preClose', (done) => {
     shuttingDown = true;
-    done();
-  });
-  // A keep-alive connection whose last response ends during shutdown would hold the close open until the grace
-  // period ends; close it as soon as it goes idle.
-  app.addHook('onResponse', (_request, _reply, done) => {
-    if (shuttingDown) setImmediate(() => app.server.closeIdleConnections());
+    // A keep-alive connection whose last response ends during shutdown would hold the close open until the grace
+    // period ends; it is closed as soon as it goes idle. A timer rather than an onResponse hook: every hook costs
+    // on the hit path.
+    closeIdle = setInterval(() => app.server.closeIdleConnections(), 25);
+    closeIdle.unref();
     done();
   });
   app.addHook('onClose', async () => {
+    clearInterval(closeIdle);
     batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();

@@ -95,16 +95,32 @@ export function cacheKey(parts: KeyParts): string {
 }
 
 /**
- * Remembers the key of recently seen raw bodies (by their SHA-256), so a repeat skips canonicalising the body,
- * the largest cost of the hit path in profiles. Equal raw bytes with equal route, tenant and namespace always give
+ * Remembers the key of recently seen bodies, so a repeat skips canonicalising the body, the largest cost of the hit
+ * path in profiles. A frozen body (a repeated one, see proxy/json-body.ts) cannot change: its keys are remembered by
+ * identity. Others by the SHA-256 of their raw bytes: equal bytes with equal route, tenant and namespace always give
  * the same key.
  */
+const MAX_PARTITIONS_PER_BODY = 64;
+
 export class KeyMemo {
   private readonly memo = new BoundedMemo<string>(10_000);
+  private readonly byBody = new WeakMap<object, Map<string, string>>();
 
   keyFor(parts: KeyParts, raw: Buffer | undefined): string {
+    const partition = `${parts.route}\0${parts.tenant}\0${parts.namespace}`;
+    if (Object.isFrozen(parts.body)) {
+      let keys = this.byBody.get(parts.body);
+      if (keys === undefined) this.byBody.set(parts.body, (keys = new Map()));
+      let key = keys.get(partition);
+      if (key === undefined) {
+        key = cacheKey(parts);
+        // Bounded: a body many tenants send has its later partitions computed, not remembered.
+        if (keys.size < MAX_PARTITIONS_PER_BODY) keys.set(partition, key);
+      }
+      return key;
+    }
     if (raw === undefined) return cacheKey(parts);
-    const memoKey = `${parts.route}\0${parts.tenant}\0${parts.namespace}\0${createHash('sha256').update(raw).digest('base64')}`;
+    const memoKey = `${partition}\0${createHash('sha256').update(raw).digest('base64')}`;
     let key = this.memo.get(memoKey);
     if (key === undefined) {
       key = cacheKey(parts);

@@ -24,6 +24,23 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Waits in the upstream queue run from nothing (a free slot) to upstream.queue_timeout_ms. */
 const QUEUE_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/**
+ * Labelled children resolved once per label combination: resolving labels is most of what a labelled inc() costs on
+ * the hit path. Label values are bounded (see above), so the memo is too.
+ */
+class SeriesMemo<T> {
+  private readonly series = new Map<string, T>();
+
+  get(key: string, make: () => T): T {
+    let found = this.series.get(key);
+    if (found === undefined) {
+      found = make();
+      this.series.set(key, found);
+    }
+    return found;
+  }
+}
+
 export class Metrics implements UpstreamObserver {
   readonly registry = new Registry();
   readonly startedAt = Date.now();
@@ -77,8 +94,7 @@ export class Metrics implements UpstreamObserver {
     name: 'recall_upstream_retries_total', help: 'Upstream calls sent again, by reason (connect_error, status_429, status_502, status_503, status_504).',
     labelNames: ['reason'] as const, registers: [this.registry],
   });
-  /** Every upstream call observes its wait: resolved once per priority, as for requestSeries. */
-  private readonly queueWaitByPriority = new Map<Priority, { observe(value: number): void }>();
+  private readonly queueWaitByPriority = new SeriesMemo<{ observe(value: number): void }>();
   private readonly batchInputs = new Histogram({
     name: 'recall_embeddings_batch_inputs', help: 'Inputs per upstream /v1/embeddings call made by the batcher (merged from several requests or not).',
     buckets: BATCH_BUCKETS, registers: [this.registry],
@@ -96,7 +112,9 @@ export class Metrics implements UpstreamObserver {
     registers: [this.registry],
   });
 
-  private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
+  private readonly lookupSeries = new SeriesMemo<{ inc(): void }>();
+  private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', { inc(value: number): void }>>();
+  private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
     const registry = this.registry;
@@ -114,20 +132,16 @@ export class Metrics implements UpstreamObserver {
 
   observeRequest(route: string, status: number, cache: string | undefined, durationMs: number, upstreamMs: number | undefined): void {
     const outcome = cache ?? 'none';
-    // Resolving labels is most of what a labelled inc() costs; the few label combinations are resolved once.
-    const series = `${route} ${status} ${outcome}`;
-    let children = this.requestSeries.get(series);
-    if (children === undefined) {
-      children = { count: this.requests.labels(route, String(status), outcome), duration: this.requestDuration.labels(route, outcome) };
-      this.requestSeries.set(series, children);
-    }
+    const children = this.requestSeries.get(`${route} ${status} ${outcome}`, () => ({
+      count: this.requests.labels(route, String(status), outcome), duration: this.requestDuration.labels(route, outcome),
+    }));
     children.count.inc();
     children.duration.observe(durationMs / 1000);
     if (upstreamMs !== undefined) this.upstreamDuration.observe({ route }, upstreamMs / 1000);
   }
 
   cacheLookup(tier: 'exact', result: LookupResult): void {
-    this.lookups.inc({ tier, result });
+    this.lookupSeries.get(`${tier} ${result}`, () => this.lookups.labels(tier, result)).inc();
   }
 
   coalesced(route: string): void {
@@ -141,10 +155,13 @@ export class Metrics implements UpstreamObserver {
   /** A hit saved these tokens of `model`; returns the USD saved. */
   saved(model: string, promptTokens: number, completionTokens: number): number {
     const label = this.prices.modelLabel(model);
-    if (promptTokens > 0) this.tokensSaved.inc({ model: label, kind: 'prompt' }, promptTokens);
-    if (completionTokens > 0) this.tokensSaved.inc({ model: label, kind: 'completion' }, completionTokens);
+    const series = this.savingSeries.get(label, () => ({
+      prompt: this.tokensSaved.labels(label, 'prompt'), completion: this.tokensSaved.labels(label, 'completion'), usd: this.costSaved.labels(label),
+    }));
+    if (promptTokens > 0) series.prompt.inc(promptTokens);
+    if (completionTokens > 0) series.completion.inc(completionTokens);
     const usd = this.prices.cost(label, promptTokens, completionTokens);
-    if (usd > 0) this.costSaved.inc({ model: label }, usd);
+    if (usd > 0) series.usd.inc(usd);
     return usd;
   }
 
@@ -153,11 +170,7 @@ export class Metrics implements UpstreamObserver {
   }
 
   upstreamQueueWait(priority: Priority, seconds: number): void {
-    let series = this.queueWaitByPriority.get(priority);
-    if (series === undefined) {
-      series = this.queueWait.labels(priority);
-      this.queueWaitByPriority.set(priority, series);
-    }
+    const series = this.queueWaitByPriority.get(priority, () => this.queueWait.labels(priority));
     series.observe(seconds);
   }
 

@@ -13,7 +13,7 @@ import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/catalog.js';
-import { usageOf } from '../openai/usage.js';
+import { usageOf, type TokenUsage } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
 import type { Forwarder, SendWhole } from './forward.js';
@@ -43,6 +43,7 @@ export interface PipelineDeps {
 export class Pipeline {
   private readonly now: () => number;
   private readonly keys = new KeyMemo();
+  private readonly usages = new WeakMap<Buffer, TokenUsage | undefined>();
   private readonly cachedRoutes: ReadonlySet<string>;
 
   constructor(private readonly deps: PipelineDeps) {
@@ -107,7 +108,12 @@ export class Pipeline {
 
   /** What a hit did not spend upstream, from the usage stored with the answer. */
   private countSaving(body: JsonObject, answer: Buffer): void {
-    const usage = usageOf(answer);
+    // The memory store hands out the same buffer on every hit of an entry: its usage is read once.
+    let usage = this.usages.get(answer);
+    if (usage === undefined && !this.usages.has(answer)) {
+      usage = usageOf(answer);
+      this.usages.set(answer, usage);
+    }
     if (usage !== undefined) this.deps.metrics.saved(typeof body.model === 'string' ? body.model : 'unknown', usage.promptTokens, usage.completionTokens);
   }
 

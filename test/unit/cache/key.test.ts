@@ -82,4 +82,17 @@ describe('KeyMemo', () => {
       expect(memo.keyFor({ ...base, route: 'completions', body: chat }, raw)).toBe(cacheKey({ ...base, route: 'completions', body: chat }));
     }
   });
+
+  it('remembers the keys of a frozen (repeated) body by identity, per partition, with the same keys', async () => {
+    const { KeyMemo } = await import('../../../src/cache/key.js');
+    const memo = new KeyMemo();
+    const frozen = Object.freeze({ ...chat });
+    for (let i = 0; i < 2; i++) {
+      expect(memo.keyFor({ ...base, body: frozen }, undefined)).toBe(cacheKey({ ...base, body: chat }));
+      expect(memo.keyFor({ ...base, tenant: 'other', body: frozen }, undefined)).toBe(cacheKey({ ...base, tenant: 'other', body: chat }));
+      expect(memo.keyFor({ ...base, namespace: 'ns', body: frozen }, undefined)).toBe(cacheKey({ ...base, namespace: 'ns', body: chat }));
+    }
+    // Many partitions of one body: every key stays right past the per-body memo bound.
+    for (let t = 0; t < 100; t++) expect(memo.keyFor({ ...base, tenant: `t${t}`, body: frozen }, undefined)).toBe(cacheKey({ ...base, tenant: `t${t}`, body: chat }));
+  });
 });
