@@ -160,6 +160,20 @@ describe('identical requests in flight', () => {
     expect(upstreamChats()).toBe(1);
   });
 
+  it('requests with another API key never join: each tenant makes its own call', async () => {
+    const request = freshChat();
+    const slow = { headers: { 'x-mock-latency-ms': '200' } };
+    const clients = ['sk-tenant-one', 'sk-tenant-two'].map((apiKey) => pair.recall.client({ apiKey }));
+    const answers = await Promise.all(clients.flatMap((client) => [client, client].map((c) => c.chat.completions.create(request, slow).withResponse())));
+    expect(upstreamChats()).toBe(2);
+    const outcomes = answers.map((a) => a.response.headers.get('x-recall-cache'));
+    expect(outcomes.filter((o) => o === 'MISS')).toHaveLength(2);
+    expect(outcomes.filter((o) => o === 'COALESCED')).toHaveLength(2);
+    // Each upstream call carried its own tenant's key.
+    const keys = mock.requests().filter((r) => r.path === '/v1/chat/completions').map((r) => r.headers.authorization);
+    expect(keys.sort()).toEqual(['Bearer sk-tenant-one', 'Bearer sk-tenant-two']);
+  });
+
   it('no-cache and no-store requests join a request in flight too', async () => {
     const request = freshChat();
     const slow = { 'x-mock-latency-ms': '200' };
