@@ -42,6 +42,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const { store, figures, redis, snapshot, tenantSecret } = await openCacheStore(config, app.log);
   const overrides = config.metrics.prices === undefined ? {} : parsePriceOverrides(config.metrics.prices);
   const metrics = new Metrics(new PriceTable({ ...DEFAULT_PRICES, ...overrides }), figures);
+  if (redis !== undefined) metrics.watchRedis(() => redis.status() === 'ready');
   const upstream = new UpstreamClient(config.upstream, metrics);
   const forwarder = new Forwarder(upstream, config.upstream);
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);
@@ -74,7 +75,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
 
   registerRequestContext(app);
-  registerRequestLog(app, metrics);
+  registerRequestLog(app, metrics, { slowRequestMs: config.log.slowRequestMs });
   registerBodyLimit(app, config.server.bodyLimitBytes);
   app.addHook('onRequest', (_request, reply, done) => {
     if (!shuttingDown) return done();
