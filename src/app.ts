@@ -5,6 +5,7 @@ import { RemoteFlights } from './coalesce/remote-flights.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
+import { dashboardRoutes } from './admin/dashboard.js';
 import { healthRoutes } from './admin/health.js';
 import { EmbeddingsCache } from './cache/embeddings.js';
 import { ExactTier } from './cache/exact-tier.js';
@@ -96,6 +97,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
 
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
+  await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;

@@ -40,6 +40,8 @@ export interface TimelinePoint {
   /** Start of the 10-second slot, epoch ms. */
   t: number;
   requests: number;
+  /** Requests by cache outcome in this slot. */
+  outcomes: Record<string, number>;
   hit_rate: number | null;
   p50_ms: number | null;
   p95_ms: number | null;
@@ -161,7 +163,7 @@ export class RecentStats {
       if (live !== undefined) for (const buckets of live.latency.values()) addInto(merged, buckets);
       const p = percentiles(merged);
       points.push({
-        t: index * SLOT_MS, requests: Object.values(requests).reduce((a, b) => a + b, 0), hit_rate: hitRate(requests),
+        t: index * SLOT_MS, requests: Object.values(requests).reduce((a, b) => a + b, 0), outcomes: requests, hit_rate: hitRate(requests),
         p50_ms: p.p50_ms, p95_ms: p.p95_ms, p99_ms: p.p99_ms, cost_usd: roundUsd(live?.costUsd ?? 0),
       });
     }
