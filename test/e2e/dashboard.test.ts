@@ -11,6 +11,9 @@ import { startRecallWithMock, type RecallWithMock } from '../support/recall.js';
 const CHROMIUM = toolPath('chromium', 'chromium');
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url);
 
+/** The bit of the DOM the page predicates use (they run in the page; this project's types have no DOM lib). */
+declare const document: { body: { dataset: Record<string, string | undefined> }; getElementById(id: string): { textContent: string | null } | null };
+
 interface Stats {
   windows: Record<'1m' | '15m' | 'since_start', WindowFigures>;
 }
@@ -41,8 +44,7 @@ describe.skipIf(CHROMIUM === undefined)('/recall/dashboard in Chromium', () => {
   it('shows live figures that change with traffic and agree with /recall/stats', { timeout: 60_000 }, async () => {
     const response = await page.goto(`${setup.recall.url}/recall/dashboard?refresh=300`);
     expect(response?.status()).toBe(200);
-    // Predicates run in the page (strings: this project's types have no DOM).
-    await page.waitForFunction('Number(document.body.dataset.polls || 0) >= 1', undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => Number(document.body.dataset.polls ?? 0) >= 1, undefined, { timeout: 15_000 });
     expect(await text('requests-all')).toBe('0');
     expect(await text('hit-rate-all')).toBe('–');
 
@@ -51,10 +53,10 @@ describe.skipIf(CHROMIUM === undefined)('/recall/dashboard in Chromium', () => {
       const request = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: `dashboard ${Date.now()} ${i}` }] };
       for (let r = 0; r < 4; r++) await setup.sdk.chat.completions.create(request);
     }
-    await page.waitForFunction("document.getElementById('requests-all').textContent === '8'", undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.getElementById('requests-all')?.textContent === '8', undefined, { timeout: 15_000 });
     // One more poll after the last request, so that every figure on the page is from after the traffic.
     const polls = Number(await page.getAttribute('body', 'data-polls'));
-    await page.waitForFunction(`Number(document.body.dataset.polls) > ${polls + 1}`, undefined, { timeout: 15_000 });
+    await page.waitForFunction((n) => Number(document.body.dataset.polls) > n + 1, polls, { timeout: 15_000 });
 
     const stats = (await (await fetch(`${setup.recall.url}/recall/stats`)).json()) as Stats;
     const all = stats.windows.since_start;
