@@ -134,7 +134,7 @@ export class Metrics implements UpstreamObserver {
     registers: [this.registry],
   });
 
-  private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
+  private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void }; overhead: { observe(value: number): void } }>();
   private readonly lookupSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
@@ -183,7 +183,11 @@ export class Metrics implements UpstreamObserver {
     const series = `${route} ${status} ${outcome}`;
     let children = this.requestSeries.get(series);
     if (children === undefined) {
-      children = { count: this.requests.labels(route, String(status), outcome), duration: this.requestDuration.labels(route, outcome) };
+      children = {
+        count: this.requests.labels(route, String(status), outcome),
+        duration: this.requestDuration.labels(route, outcome),
+        overhead: this.overhead.labels(route, outcome),
+      };
       this.requestSeries.set(series, children);
     }
     children.count.inc();
@@ -191,7 +195,7 @@ export class Metrics implements UpstreamObserver {
     if (upstreamMs !== undefined) this.upstreamDuration.observe({ route }, upstreamMs / 1000);
     if (cache === undefined) return;
     // A follower's time is the leader's upstream call: not Recall's overhead.
-    if (cache !== 'COALESCED') this.overhead.observe({ route, cache }, Math.max(0, durationMs - (upstreamMs ?? 0)) / 1000);
+    if (cache !== 'COALESCED') children.overhead.observe(Math.max(0, durationMs - (upstreamMs ?? 0)) / 1000);
     this.recent.request(cache, durationMs);
   }
 

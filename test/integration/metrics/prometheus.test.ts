@@ -92,4 +92,12 @@ describe.skipIf(!HAS_PROMETHEUS)('a real Prometheus scraping Recall', () => {
     expect(await prometheus.query('up{job="recall"}')).toBe(1);
     await eventually(async () => (await prometheus.query('sum(recall_requests_total{cache="MISS"})')) === 4, 'Prometheus saw the misses');
   });
+
+  it('evaluates every PromQL expression of the Grafana dashboard', { timeout: 30_000 }, async () => {
+    const dashboard = JSON.parse(readFileSync(new URL('../../../config/grafana/dashboards/recall.json', import.meta.url), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+    const expressions = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(expressions.length).toBeGreaterThan(20);
+    // Grafana's variables, as Grafana would fill them in; a parse or type error makes query() throw.
+    for (const expr of expressions) await prometheus.query(expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '5m'));
+  });
 });
