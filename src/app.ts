@@ -5,6 +5,7 @@ import { RemoteFlights } from './coalesce/remote-flights.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
+import { dashboardRoutes } from './admin/dashboard.js';
 import { healthRoutes } from './admin/health.js';
 import { EmbeddingsCache } from './cache/embeddings.js';
 import { ExactTier } from './cache/exact-tier.js';
@@ -42,6 +43,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const { store, figures, redis, snapshot, tenantSecret } = await openCacheStore(config, app.log);
   const overrides = config.metrics.prices === undefined ? {} : parsePriceOverrides(config.metrics.prices);
   const metrics = new Metrics(new PriceTable({ ...DEFAULT_PRICES, ...overrides }), figures);
+  if (redis !== undefined) metrics.watchRedis(() => redis.status() === 'ready');
   const upstream = new UpstreamClient(config.upstream, metrics);
   const forwarder = new Forwarder(upstream, config.upstream);
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);
@@ -75,7 +77,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
 
   registerRequestContext(app);
-  registerRequestLog(app, metrics);
+  registerRequestLog(app, metrics, { slowRequestMs: config.log.slowRequestMs });
   registerBodyLimit(app, config.server.bodyLimitBytes);
   app.addHook('onRequest', (_request, reply, done) => {
     if (!shuttingDown) return done();
@@ -96,6 +98,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
 
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
+  await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;

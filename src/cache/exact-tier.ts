@@ -5,13 +5,17 @@ import type { Metrics } from '../metrics/catalog.js';
 import type { CachePolicy } from './policy.js';
 import type { CacheEntry, CacheStore } from './store.js';
 
-export type Lookup =
+export type Lookup = (
   | { outcome: 'hit'; entry: CacheEntry }
   | { outcome: 'miss' }
   /** Found, but older than the request's max-age. */
   | { outcome: 'stale' }
   /** The store failed; treated as a miss. */
-  | { outcome: 'error' };
+  | { outcome: 'error' }
+) & {
+  /** How long the lookup took. */
+  ms: number;
+};
 
 const WARNING_INTERVAL_MS = 10_000;
 
@@ -27,25 +31,24 @@ export class ExactTier {
   ) {}
 
   async lookup(key: string, policy: CachePolicy): Promise<Lookup> {
+    const startedAt = performance.now();
     let entry: CacheEntry | undefined;
     try {
       entry = await this.store.get(key);
     } catch (err) {
       this.warn(err, 'cache lookup failed; answering from the upstream');
       this.metrics?.storeError(this.store.kind, 'get');
-      this.metrics?.cacheLookup('exact', 'error');
-      return { outcome: 'error' };
+      return this.counted({ outcome: 'error', ms: performance.now() - startedAt });
     }
-    if (entry === undefined) {
-      this.metrics?.cacheLookup('exact', 'miss');
-      return { outcome: 'miss' };
-    }
-    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) {
-      this.metrics?.cacheLookup('exact', 'stale');
-      return { outcome: 'stale' };
-    }
-    this.metrics?.cacheLookup('exact', 'hit');
-    return { outcome: 'hit', entry };
+    const ms = performance.now() - startedAt;
+    if (entry === undefined) return this.counted({ outcome: 'miss', ms });
+    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) return this.counted({ outcome: 'stale', ms });
+    return this.counted({ outcome: 'hit', entry, ms });
+  }
+
+  private counted(lookup: Lookup): Lookup {
+    this.metrics?.cacheLookup('exact', lookup.outcome, lookup.ms / 1000);
+    return lookup;
   }
 
   /** Looks several keys up at once (per-input embeddings); each result fails open on its own, in the order given. */

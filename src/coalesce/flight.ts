@@ -15,6 +15,7 @@ import { isCompletionObject } from '../openai/wire.js';
 import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
 import { isEventStream, readWhole } from '../proxy/relay.js';
+import { markFirstEvent } from '../proxy/request-context.js';
 
 /** One request waiting on a flight. */
 export interface FlightMember {
@@ -237,6 +238,7 @@ export class Flight {
       }
     }
     this.mark(waiter, stored);
+    if (payload !== body) markFirstEvent(member.request.recall);
     if ((!waiter.leader || this.remote) && completion) this.source.onCoalesced(member, body);
     waiter.settle(member.reply.code(status).headers(sent).send(payload));
   }
@@ -254,7 +256,9 @@ export class Flight {
 
   private push(waiter: Waiter, events: Buffer): void {
     const forClient = waiter.member.includeUsage ? events : withoutUsageChunk(events);
-    if (forClient.length > 0) waiter.out?.push(forClient);
+    if (forClient.length === 0 || waiter.out === undefined) return;
+    markFirstEvent(waiter.member.request.recall);
+    waiter.out.push(forClient);
   }
 
   /** Keeps relayed events for members that join later, up to the cap; past it, streaming members no longer join. */

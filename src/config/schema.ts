@@ -69,6 +69,8 @@ export interface RecallConfig {
   };
   log: {
     level: LogLevel;
+    /** 0: no slow-request warnings. */
+    slowRequestMs: number;
   };
 }
 
@@ -203,6 +205,8 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Extra or changed prices for savings figures: `model=input/output,…` in USD per million tokens (e.g. `my-model=1/2`); built-in OpenAI list prices otherwise.' },
   { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,
     doc: 'pino log level.' },
+  { yaml: 'log.slow_request_ms', field: 'log.slowRequestMs', type: 'integer', default: 10_000, min: 0, max: 3_600_000,
+    doc: 'A request taking at least this long is logged at `warn` (`msg: "slow request"`) with where its time went (queue, lookup per tier, upstream, Recall); 0: never.' },
 ];
 
 /** Environment variable that names the YAML file; read by the loader, not a setting itself. */

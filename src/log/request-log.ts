@@ -1,39 +1,72 @@
-// One log line and one set of request metrics per request: route, status, durations and the cache outcome;
-// Fastify's own pair of lines is off. Both are written when the response closes, so a client that leaves early is
-// counted too, as status 499.
+// One log line and one set of request metrics per request: route, status, durations, the cache outcome and where
+// the time went; Fastify's own pair of lines is off. Both are written when the response closes, so a client that
+// leaves early is counted too, as status 499. A request slower than `log.slow_request_ms` is logged at warn.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Metrics } from '../metrics/catalog.js';
-import { newRequestContext } from '../proxy/request-context.js';
+import { newRequestContext, type RequestContext } from '../proxy/request-context.js';
 
 const CLIENT_CLOSED = 499;
 
+export interface RequestLogSettings {
+  /** Requests at least this slow are logged at warn with their time breakdown; 0: never. */
+  slowRequestMs: number;
+}
+
 /** Starts each request's context and its observation in one hook: every hook costs on the hit path. */
-export function registerRequestLog(app: FastifyInstance, metrics: Metrics): void {
+export function registerRequestLog(app: FastifyInstance, metrics: Metrics, settings: RequestLogSettings): void {
   app.addHook('onRequest', (request, reply, done) => {
     request.recall = newRequestContext();
+    metrics.requestStarted();
     const response = reply.raw;
-    response.once('close', () => observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics));
+    response.once('close', () => {
+      metrics.requestEnded();
+      observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics, settings);
+    });
     done();
   });
 }
 
-function observeRequest(request: FastifyRequest, status: number, metrics: Metrics): void {
+function observeRequest(request: FastifyRequest, status: number, metrics: Metrics, settings: RequestLogSettings): void {
   const context = request.recall;
   const route = request.routeOptions.url ?? 'unmatched';
   const durationMs = context === null ? undefined : performance.now() - context.startedAt;
-  if (durationMs !== undefined) metrics.observeRequest(route, status, context?.cacheOutcome, durationMs, context?.upstreamMs);
-  request.log.info(
-    {
-      method: request.method,
-      route,
-      path: request.url,
-      status,
-      duration_ms: durationMs === undefined ? null : round(durationMs),
-      upstream_ms: context?.upstreamMs === undefined ? null : round(context.upstreamMs),
-      cache: context?.cacheOutcome ?? null,
-    },
-    'request',
-  );
+  if (durationMs !== undefined) {
+    metrics.observeRequest(route, status, context.cacheOutcome, durationMs, context.upstreamMs);
+    if (context.firstEventMs !== undefined) metrics.firstEvent(route, context.cacheOutcome, context.firstEventMs);
+  }
+  const line = {
+    method: request.method,
+    route,
+    path: request.url,
+    status,
+    duration_ms: durationMs === undefined ? null : round(durationMs),
+    upstream_ms: context?.upstreamMs === undefined ? null : round(context.upstreamMs),
+    cache: context?.cacheOutcome ?? null,
+    coalesced: context?.cacheOutcome === 'COALESCED',
+    tenant: context?.tenantHash ?? null,
+    ...(context?.similarity === undefined ? {} : { similarity: context.similarity }),
+    ...(context?.firstEventMs === undefined ? {} : { first_event_ms: round(context.firstEventMs) }),
+  };
+  if (settings.slowRequestMs > 0 && durationMs !== undefined && durationMs >= settings.slowRequestMs) {
+    request.log.warn({ ...line, slow_request_ms: settings.slowRequestMs, breakdown: breakdown(context, durationMs) }, 'slow request');
+  } else {
+    request.log.info(line, 'request');
+  }
+}
+
+/** Where a request's time went: queue wait, each tier's lookup, the upstream call itself, and Recall's own rest. */
+function breakdown(context: RequestContext, durationMs: number): Record<string, unknown> {
+  const lookups = context.lookupMs ?? {};
+  const lookupTotal = Object.values(lookups).reduce((a, b) => a + b, 0);
+  const upstream = context.upstreamMs === undefined ? 0 : Math.max(0, context.upstreamMs - context.queueMs);
+  const queue = context.upstreamMs === undefined ? 0 : context.queueMs;
+  return {
+    queue_ms: round(queue),
+    lookup_ms: Object.fromEntries(Object.entries(lookups).map(([tier, ms]) => [tier, round(ms)])),
+    upstream_ms: round(upstream),
+    // Parsing, keys, rendering and writing to the client; for a coalesced follower also the wait for the leader.
+    recall_ms: round(Math.max(0, durationMs - queue - upstream - lookupTotal)),
+  };
 }
 
 function round(ms: number): number {

@@ -1,13 +1,27 @@
 // The one catalog of Recall's Prometheus metrics (prefix `recall_`), on a registry owned by the app. Label values
 // are bounded: routes as registered, status codes, cache outcomes, tiers, and models mapped to the price table.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
 import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
 import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
 import type { PriceTable } from './prices.js';
+import { RecentStats } from './recent.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
+export type CacheTier = 'exact';
+
+/**
+ * Codes of failed upstream calls: the HTTP statuses below, other 4xx/5xx by class, and failures without an answer
+ * (`unreachable`, `timeout`, `broken_response`: the answer broke off).
+ */
+const UPSTREAM_ERROR_STATUSES = [400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504] as const;
+export const UPSTREAM_ERROR_CODES = [...UPSTREAM_ERROR_STATUSES.map((s) => `status_${s}`), 'status_4xx', 'status_5xx', 'unreachable', 'timeout', 'broken_response'] as const;
+export type UpstreamErrorCode = (typeof UPSTREAM_ERROR_CODES)[number];
+const KNOWN_ERROR_STATUSES: ReadonlySet<number> = new Set(UPSTREAM_ERROR_STATUSES);
+
+/** prom-client's default Node metrics that break Prometheus naming (gauges ending in `_total`); promtool rejects them. */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /** Store figures read at scrape time. */
 export interface StoreFigures {
@@ -20,6 +34,11 @@ export interface StoreFigures {
 /** Inputs or requests per batched upstream call: powers of two up to OpenAI's 2048 inputs per request. */
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Cache lookups take microseconds in memory, a round trip or a timeout with Redis. */
+const LOOKUP_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+/** Recall's own share of a request: far below the upstream's. */
+const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
 /** Waits in the upstream queue run from nothing (a free slot) to upstream.queue_timeout_ms. */
 const QUEUE_WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -44,6 +63,9 @@ class SeriesMemo<T> {
 export class Metrics implements UpstreamObserver {
   readonly registry = new Registry();
   readonly startedAt = Date.now();
+  /** The same figures over recent windows, for /recall/stats and the dashboard. */
+  readonly recent = new RecentStats();
+  private inFlightRequests = 0;
 
   private readonly requests = new Counter({
     name: 'recall_requests_total', help: 'Requests answered, by route, HTTP status and cache outcome (HIT, MISS, BYPASS, none).',
@@ -56,6 +78,22 @@ export class Metrics implements UpstreamObserver {
   private readonly upstreamDuration = new Histogram({
     name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, to its last byte, by route (queue wait and retries included).',
     labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+  });
+  private readonly firstToken = new Histogram({
+    name: 'recall_stream_first_token_seconds', help: 'Time from request arrival to the first event of a streamed answer (hits rendered from the cache and relayed misses), by route and cache outcome.',
+    labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+  });
+  private readonly overhead = new Histogram({
+    name: 'recall_overhead_seconds', help: 'Recall\'s own time per proxied request: total minus the upstream call (queue wait and retries count as upstream); coalesced followers are left out.',
+    labelNames: ['route', 'cache'] as const, buckets: OVERHEAD_BUCKETS, registers: [this.registry],
+  });
+  private readonly upstreamErrors = new Counter({
+    name: 'recall_upstream_errors_total', help: 'Upstream calls that failed, each attempt counted (retried ones too), by code: status_NNN, status_4xx/5xx for other statuses, unreachable, timeout, broken_response.',
+    labelNames: ['code'] as const, registers: [this.registry],
+  });
+  private readonly lookupDuration = new Histogram({
+    name: 'recall_cache_lookup_duration_seconds', help: 'Time a cache lookup took, by tier and result.',
+    labelNames: ['tier', 'result'] as const, buckets: LOOKUP_BUCKETS, registers: [this.registry],
   });
   private readonly lookups = new Counter({
     name: 'recall_cache_lookups_total', help: 'Cache lookups by tier and result (hit, miss, stale: older than max-age, error: the store failed and the request went upstream).',
@@ -112,12 +150,19 @@ export class Metrics implements UpstreamObserver {
     registers: [this.registry],
   });
 
-  private readonly lookupSeries = new SeriesMemo<{ inc(): void }>();
   private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', { inc(value: number): void }>>();
-  private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
+  private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void }; overhead: { observe(value: number): void } }>();
+  private readonly lookupSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
     const registry = this.registry;
+    collectDefaultMetrics({ register: registry });
+    for (const name of MISNAMED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+    // Read at scrape time: the request hook only adds and subtracts a number.
+    const metrics = this;
+    new Gauge({ name: 'recall_requests_in_flight', help: 'Requests received and not yet answered (every route).', registers: [registry],
+      collect() { this.set(metrics.inFlightRequests); } });
+    for (const code of UPSTREAM_ERROR_CODES) this.upstreamErrors.inc({ code }, 0);
     // Every series of the upstream queue and retries exists from the start, so rates and alerts see zeros, not gaps.
     for (const priority of PRIORITIES) this.queueDepth.set({ priority }, 0);
     for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
@@ -130,18 +175,54 @@ export class Metrics implements UpstreamObserver {
       collect() { const n = store.evictions(); if (n !== undefined) this.set({ store: store.kind }, n); } });
   }
 
+  /** Reports whether Redis is connected, as `recall_redis_up` (only registered when Recall uses Redis). */
+  watchRedis(isUp: () => boolean): void {
+    new Gauge({ name: 'recall_redis_up', help: '1 when the connection to Redis is ready, 0 when it is down or reconnecting.', registers: [this.registry],
+      collect() { this.set(isUp() ? 1 : 0); } });
+  }
+
+  requestStarted(): void {
+    this.inFlightRequests++;
+  }
+
+  requestEnded(): void {
+    this.inFlightRequests--;
+  }
+
+  /** A streamed answer sent its first event `ms` after the request arrived. */
+  firstEvent(route: string, cache: string | undefined, ms: number): void {
+    this.firstToken.observe({ route, cache: cache ?? 'none' }, ms / 1000);
+  }
+
   observeRequest(route: string, status: number, cache: string | undefined, durationMs: number, upstreamMs: number | undefined): void {
     const outcome = cache ?? 'none';
     const children = this.requestSeries.get(`${route} ${status} ${outcome}`, () => ({
-      count: this.requests.labels(route, String(status), outcome), duration: this.requestDuration.labels(route, outcome),
+      count: this.requests.labels(route, String(status), outcome),
+      duration: this.requestDuration.labels(route, outcome),
+      overhead: this.overhead.labels(route, outcome),
     }));
     children.count.inc();
     children.duration.observe(durationMs / 1000);
     if (upstreamMs !== undefined) this.upstreamDuration.observe({ route }, upstreamMs / 1000);
+    if (cache === undefined) return;
+    // A follower's time is the leader's upstream call: not Recall's overhead.
+    if (cache !== 'COALESCED') children.overhead.observe(Math.max(0, durationMs - (upstreamMs ?? 0)) / 1000);
+    this.recent.request(cache, durationMs);
   }
 
-  cacheLookup(tier: 'exact', result: LookupResult): void {
-    this.lookupSeries.get(`${tier} ${result}`, () => this.lookups.labels(tier, result)).inc();
+  cacheLookup(tier: CacheTier, result: LookupResult, seconds: number): void {
+    const children = this.lookupSeries.get(`${tier} ${result}`, () => ({ count: this.lookups.labels(tier, result), duration: this.lookupDuration.labels(tier, result) }));
+    children.count.inc();
+    children.duration.observe(seconds);
+    this.recent.lookup(tier, result === 'hit');
+  }
+
+  /** An upstream attempt answered this HTTP status (>= 400), or failed without an answer. */
+  upstreamError(failure: number | 'unreachable' | 'timeout' | 'broken_response'): void {
+    const code = typeof failure === 'string' ? failure
+      : KNOWN_ERROR_STATUSES.has(failure) ? `status_${failure}` : failure >= 500 ? 'status_5xx' : 'status_4xx';
+    this.upstreamErrors.inc({ code });
+    this.recent.upstreamError(code);
   }
 
   coalesced(route: string): void {
@@ -162,6 +243,7 @@ export class Metrics implements UpstreamObserver {
     if (completionTokens > 0) series.completion.inc(completionTokens);
     const usd = this.prices.cost(label, promptTokens, completionTokens);
     if (usd > 0) series.usd.inc(usd);
+    this.recent.saved(promptTokens, completionTokens, usd);
     return usd;
   }
 

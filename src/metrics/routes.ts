@@ -1,4 +1,5 @@
-// GET /metrics (Prometheus text) and GET /recall/stats (the same figures as JSON, for people and scripts).
+// GET /metrics (Prometheus text) and GET /recall/stats (the same figures as JSON, for people, scripts and the
+// dashboard: since start, and over the last minute and 15 minutes).
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from './catalog.js';
 
@@ -15,16 +16,17 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
     const outcomes = await metrics.totalsBy('recall_requests_total', 'cache');
     const lookups = await metrics.totalsBy('recall_cache_lookups_total', 'result');
     const hits = outcomes.HIT ?? 0;
-    const cacheable = hits + (outcomes.MISS ?? 0);
+    const sinceStart = metrics.recent.window('since_start');
     const lookedUp = Object.values(lookups).reduce((a, b) => a + b, 0);
     const tokens = await metrics.totalsBy('recall_tokens_saved_total', 'kind');
     const cost = await metrics.totalsBy('recall_cost_saved_usd_total', 'model');
     return {
       since: new Date(metrics.startedAt).toISOString(),
       store: deps.storeKind,
-      requests: { hit: hits, miss: outcomes.MISS ?? 0, bypass: outcomes.BYPASS ?? 0, other: outcomes.none ?? 0 },
-      // Share of cacheable requests (HIT or MISS) answered from the cache.
-      hit_rate: cacheable === 0 ? null : hits / cacheable,
+      uptime_s: sinceStart.seconds,
+      requests: { hit: hits, miss: outcomes.MISS ?? 0, coalesced: outcomes.COALESCED ?? 0, bypass: outcomes.BYPASS ?? 0, other: outcomes.none ?? 0 },
+      // Share of cacheable requests answered from a cache: (HIT, SEMANTIC, STALE) over those plus MISS and COALESCED.
+      hit_rate: sinceStart.hit_rate,
       lookups: { total: lookedUp, hit: lookups.hit ?? 0, miss: lookups.miss ?? 0, stale: lookups.stale ?? 0, error: lookups.error ?? 0 },
       saved: {
         prompt_tokens: tokens.prompt ?? 0,
@@ -32,6 +34,8 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
         cost_usd: Math.round(Object.values(cost).reduce((a, b) => a + b, 0) * 1e6) / 1e6,
         cost_usd_by_model: cost,
       },
+      windows: { '1m': metrics.recent.window('1m'), '15m': metrics.recent.window('15m'), since_start: sinceStart },
+      timeline: metrics.recent.timeline(),
     };
   });
 }

@@ -63,6 +63,7 @@ export class Forwarder {
       body,
       signal,
       priority: request.recall.priority,
+      timing: request.recall,
     };
   }
 
@@ -80,6 +81,7 @@ export class Forwarder {
       body: options.body,
       signal,
       priority: request.recall.priority,
+      timing: request.recall,
     });
     const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
     if (isEventStream(response)) return relayEventStream(relay);

@@ -16,6 +16,7 @@ import type { Metrics } from '../metrics/catalog.js';
 import { usageOf, type TokenUsage } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
+import { markFirstEvent } from './request-context.js';
 import type { Forwarder, SendWhole } from './forward.js';
 
 /** The routes whose answers Recall caches, by their path. */
@@ -60,6 +61,7 @@ export class Pipeline {
     if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
 
     const tenant = this.deps.tenants.tenantOf(request.headers);
+    request.recall.tenantHash = shortTenant(tenant);
     const key = this.keys.keyFor({ route, tenant, namespace: policy.namespace, body }, request.recall.rawBody);
     // The key is a hash (the tenant inside it is an HMAC): safe to show, and what an operator purges by.
     reply.header('x-recall-key', key);
@@ -68,10 +70,13 @@ export class Pipeline {
     let reason: ForwardReason = policy.write ? 'request' : 'bypass';
     if (policy.read) {
       const lookup = await this.deps.exact.lookup(key, policy);
+      (request.recall.lookupMs ??= {}).exact = lookup.ms;
       if (lookup.outcome === 'hit') {
         try {
           const answer = sendCachedAnswer(reply, lookup.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body) }, this.now());
           request.recall.cacheOutcome = 'HIT';
+          // A rendered stream is sent whole: its first event leaves now.
+          if (body.stream === true) markFirstEvent(request.recall);
           this.countSaving(body, lookup.entry.body);
           return answer;
         } catch (err) {
@@ -92,6 +97,7 @@ export class Pipeline {
   private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy): Promise<FastifyReply> {
     if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass');
     const tenant = this.deps.tenants.tenantOf(request.headers);
+    request.recall.tenantHash = shortTenant(tenant);
     const send = this.deps.embeddingsUpstream;
     const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody, send));
     if (answer.outcome === 'HIT') {
@@ -141,6 +147,11 @@ function upstreamBodyOf(body: JsonObject, raw: Buffer | undefined): Buffer {
   if (raw !== undefined && (body.stream !== true || includesUsage(body))) return raw;
   const withUsage = { ...body, stream_options: { ...(isRecord(body.stream_options) ? body.stream_options : {}), include_usage: true } };
   return Buffer.from(JSON.stringify(withUsage));
+}
+
+/** Enough of the tenant (an HMAC of the API key, never the key) to tell tenants apart in logs. */
+function shortTenant(tenant: string): string {
+  return tenant.slice(0, 12);
 }
 
 function includesUsage(body: JsonObject): boolean {

@@ -9,6 +9,7 @@ import { RecallError } from '../openai/errors.js';
 import { SseEventFramer, sseErrorEvent } from '../openai/sse.js';
 import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
+import { markFirstEvent } from './request-context.js';
 
 /**
  * Fires 'abort' when the client goes away before its answer is complete; passed to undici as the upstream call's
@@ -53,7 +54,9 @@ export function relayEventStream(options: RelayOptions): FastifyReply {
     try {
       for await (const chunk of response.body) {
         const events = framer.push(chunk as Buffer);
-        if (events !== undefined) yield events;
+        if (events === undefined) continue;
+        markFirstEvent(request.recall);
+        yield events;
       }
       const rest = framer.flush();
       if (rest !== undefined) yield rest;

@@ -13,6 +13,16 @@ export interface RequestContext {
   cacheOutcome: string | undefined;
   /** X-Recall-Priority, read (and validated) once by the proxied routes; orders the request's upstream calls. */
   priority: Priority;
+  /** Time its upstream calls waited for a slot in the upstream queue (part of upstreamMs). */
+  queueMs: number;
+  /** Time each cache tier's lookup took, by tier; undefined until a tier is looked up. */
+  lookupMs: Record<string, number> | undefined;
+  /** For a streamed answer: ms from arrival to its first event. */
+  firstEventMs: number | undefined;
+  /** The first characters of the tenant (itself an HMAC of the API key), for logs; set by the cached routes. */
+  tenantHash: string | undefined;
+  /** Similarity of the entry a semantic hit served. */
+  similarity: number | undefined;
 }
 
 declare module 'fastify' {
@@ -27,5 +37,13 @@ export function registerRequestContext(app: FastifyInstance): void {
 }
 
 export function newRequestContext(): RequestContext {
-  return { startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal' };
+  return {
+    startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0,
+    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined,
+  };
+}
+
+/** Marks the first event of a streamed answer; later calls keep the first. */
+export function markFirstEvent(context: RequestContext): void {
+  context.firstEventMs ??= performance.now() - context.startedAt;
 }

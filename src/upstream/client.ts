@@ -21,6 +21,8 @@ export interface UpstreamRequest {
   signal?: CallSignal | undefined;
   /** X-Recall-Priority of the request this call serves; orders waiting calls when the upstream is at its cap. */
   priority?: Priority | undefined;
+  /** Receives the time this call waited for a slot, every attempt's wait added. */
+  timing?: QueueTiming | undefined;
 }
 
 export interface UpstreamResponse {
@@ -29,9 +31,16 @@ export interface UpstreamResponse {
   body: Dispatcher.ResponseData['body'];
 }
 
-/** What the client reports as it works: the queue's figures and each retry. The metrics catalog implements it. */
+/** What the client reports as it works: the queue's figures, each retry and each failed attempt. The metrics catalog implements it. */
 export interface UpstreamObserver extends QueueObserver {
   upstreamRetry(reason: RetryReason): void;
+  /** An attempt answered this status (>= 400), or failed without an answer or in the middle of it. */
+  upstreamError(failure: number | 'unreachable' | 'timeout' | 'broken_response'): void;
+}
+
+/** Where a request's wait for an upstream slot is added up (the request context), for the slow-request log. */
+export interface QueueTiming {
+  queueMs: number;
 }
 
 export interface ProbeResult {
@@ -75,7 +84,9 @@ export class UpstreamClient {
     const priority = request.priority ?? 'normal';
     const replayable = request.body === undefined || Buffer.isBuffer(request.body);
     for (let retried = 0; ; retried++) {
+      const waitFrom = performance.now();
       const slot = await this.limiter.acquire(priority, request.signal);
+      if (request.timing !== undefined) request.timing.queueMs += performance.now() - waitFrom;
       let response: Dispatcher.ResponseData;
       try {
         response = await this.pool.request({
@@ -87,11 +98,13 @@ export class UpstreamClient {
         });
       } catch (err) {
         slot.release();
+        this.reportFailure(err, 'unreachable');
         const retry = replayable ? this.retries.afterFailure(err, retried) : undefined;
         if (retry === undefined) throw asUpstreamError(err, this.settings);
         await this.backOff(retry, request.signal);
         continue;
       }
+      if (response.statusCode >= 400) this.observer?.upstreamError(response.statusCode);
       const retry = replayable ? this.retries.afterAnswer(response.statusCode, response.headers, retried) : undefined;
       if (retry !== undefined) {
         // The failed answer is read to its end (undici drops the connection instead past 128 KiB) and not relayed.
@@ -102,9 +115,20 @@ export class UpstreamClient {
       }
       // undici's body is autoDestroy: 'close' follows its end, its failure and its abandonment alike.
       if (response.body.closed) slot.release();
-      else response.body.once('close', () => slot.release());
+      else {
+        response.body.once('close', () => slot.release());
+        response.body.once('error', (err) => this.reportFailure(err, 'broken_response'));
+      }
       return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, body: response.body };
     }
+  }
+
+  /** Counts a failed attempt by kind; a call its client abandoned is no upstream failure. */
+  private reportFailure(err: unknown, otherwise: 'unreachable' | 'broken_response'): void {
+    if (this.observer === undefined) return;
+    const failure = asUpstreamError(err, this.settings);
+    if (failure.kind === 'clientClosedRequest') return;
+    this.observer.upstreamError(failure.kind === 'upstreamTimeout' ? 'timeout' : otherwise);
   }
 
   /** Counts the retry and sleeps through its backoff without a slot; a client that leaves meanwhile ends the call. */

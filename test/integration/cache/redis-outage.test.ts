@@ -71,7 +71,7 @@ describe('ExactTier on a RedisStore', () => {
     await waitFor(() => store.status() === 'down', 'the store reports Redis down');
     for (let i = 0; i < 3; i++) {
       const lookup = await timed(tier.lookup('default:k', POLICY));
-      expect(lookup.value).toEqual({ outcome: 'error' });
+      expect(lookup.value).toMatchObject({ outcome: 'error' });
       expect(lookup.ms).toBeLessThan(FAIL_FAST_BOUND_MS);
     }
     const save = await timed(tier.save('default:other', BODY, 60));
@@ -84,7 +84,7 @@ describe('ExactTier on a RedisStore', () => {
     await server.restart();
     await waitFor(() => store.status() === 'ready', 'the store reconnects by itself');
     // The restarted server is empty: a miss, not an error; then the tier fills and serves it as before.
-    expect(await tier.lookup('default:k', POLICY)).toEqual({ outcome: 'miss' });
+    expect(await tier.lookup('default:k', POLICY)).toMatchObject({ outcome: 'miss' });
     expect(await tier.save('default:k', BODY, 60)).toBe(true);
     expect((await tier.lookup('default:k', POLICY)).outcome).toBe('hit');
   });
@@ -97,7 +97,7 @@ describe('ExactTier on a RedisStore', () => {
       const pauseMs = 6 * COMMAND_TIMEOUT_MS;
       await admin.client('PAUSE', pauseMs, 'ALL');
       const lookup = await timed(tier.lookup('default:k', POLICY));
-      expect(lookup.value).toEqual({ outcome: 'error' });
+      expect(lookup.value).toMatchObject({ outcome: 'error' });
       expect(lookup.ms).toBeLessThan(FAIL_FAST_BOUND_MS);
       expect(store.status()).toBe('ready');
       await sleep(pauseMs);

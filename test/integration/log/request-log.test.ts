@@ -47,12 +47,13 @@ describe('request log', () => {
 
   it('a client that leaves before the upstream answers is a 499 in the log, not an error', async () => {
     const controller = new AbortController();
+    // The previous test's stream may still be in flight at the mock: wait for this request itself to arrive.
+    const sent = mock.stats().requests;
     const pending = recall.client().chat.completions.create(
       { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'too slow for me' }] },
       { headers: { 'x-mock-latency-ms': '2000' }, signal: controller.signal },
     ).catch((e: unknown) => e);
-    // This request's own arrival: the previous test's abandoned stream may still count as in flight for a moment.
-    await eventually(() => mock.requests().some((r) => r.body.includes('too slow for me')), 'the upstream got the request');
+    await eventually(() => mock.stats().requests === sent + 1, 'the upstream got the request');
     controller.abort();
     await pending;
     await eventually(() => mock.stats().aborted === 2 && recall.logLines().filter((l) => l.status === 499).length === 2, 'the abandoned request was logged');
