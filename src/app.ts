@@ -24,6 +24,10 @@ import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
 import { UpstreamClient } from './upstream/client.js';
 import { EmbeddingsBatcher } from './upstream/embeddings-batcher.js';
+import { LocalEmbedder } from './cache/semantic/local-embedder.js';
+import { SemanticTier } from './cache/semantic/semantic-tier.js';
+import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
+import { VectorIndex } from './cache/semantic/vector-index.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -52,7 +56,14 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const embeddingsUpstream = batcher?.send ?? forwarder.sendWhole;
   const remoteFlights = redis === undefined ? undefined : new RemoteFlights(redis.connection, config.redis.keyPrefix, config.coalesce.lockTtlMs);
   const coalescer = new Coalescer({ exact, metrics, log: app.log, settings: config.coalesce, upstream: config.upstream, remote: remoteFlights });
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, metrics, cache: config.cache });
+  const semanticIndex = config.semantic.enabled ? new VectorIndex(config.semantic.dimensions, config.semantic.maxVectors) : undefined;
+  if (semanticIndex !== undefined) metrics.watchSemanticIndex({ vectors: () => semanticIndex.size, bytes: () => semanticIndex.bytes() });
+  const embedder = config.semantic.embedder === 'upstream'
+    ? new UpstreamEmbedder(embeddingsUpstream, config.semantic.upstreamModel, config.semantic.dimensions)
+    : new LocalEmbedder(config.semantic.dimensions);
+  const semantic = semanticIndex === undefined ? undefined
+    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic });
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, upstreamApiKey: config.upstream.apiKey });
 
   let shuttingDown = false;
   app.addHook('preClose', (done) => {
@@ -69,6 +80,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();
+    semanticIndex?.clear();
     await store.close();
     await upstream.close();
   });

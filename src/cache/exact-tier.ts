@@ -26,25 +26,27 @@ export class ExactTier {
     private readonly metrics?: Metrics,
   ) {}
 
-  async lookup(key: string, policy: CachePolicy): Promise<Lookup> {
+  /** `counted: false` leaves the exact tier's lookup metrics alone (the semantic tier checking a candidate's entry). */
+  async lookup(key: string, policy: CachePolicy, options: { counted?: boolean } = {}): Promise<Lookup> {
+    const metrics = options.counted === false ? undefined : this.metrics;
     let entry: CacheEntry | undefined;
     try {
       entry = await this.store.get(key);
     } catch (err) {
       this.warn(err, 'cache lookup failed; answering from the upstream');
       this.metrics?.storeError(this.store.kind, 'get');
-      this.metrics?.cacheLookup('exact', 'error');
+      metrics?.cacheLookup('exact', 'error');
       return { outcome: 'error' };
     }
     if (entry === undefined) {
-      this.metrics?.cacheLookup('exact', 'miss');
+      metrics?.cacheLookup('exact', 'miss');
       return { outcome: 'miss' };
     }
     if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) {
-      this.metrics?.cacheLookup('exact', 'stale');
+      metrics?.cacheLookup('exact', 'stale');
       return { outcome: 'stale' };
     }
-    this.metrics?.cacheLookup('exact', 'hit');
+    metrics?.cacheLookup('exact', 'hit');
     return { outcome: 'hit', entry };
   }
 

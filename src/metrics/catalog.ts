@@ -5,9 +5,27 @@ import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
 import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
 import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
+import { GUARD_NAMES, type GuardName } from '../cache/semantic/guards.js';
 import type { PriceTable } from './prices.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
+
+/**
+ * What a semantic lookup came to: hit; miss (no vector of the partition close enough); guarded (the close ones failed
+ * a guard); expired (the close ones' entries were gone); error (embedder, index or store failed: fail open); skipped
+ * (the request was not eligible: last message not a user's text, or too many turns).
+ */
+export type SemanticResult = 'hit' | 'miss' | 'guarded' | 'expired' | 'error' | 'skipped';
+const SEMANTIC_RESULTS: readonly SemanticResult[] = ['hit', 'miss', 'guarded', 'expired', 'error', 'skipped'];
+
+/** Figures of the semantic index read at scrape time. */
+export interface SemanticIndexFigures {
+  vectors(): number;
+  bytes(): number;
+}
+
+/** Similarity of served semantic hits: fine-grained near the thresholds people use (0.8–1). */
+const SIMILARITY_BUCKETS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1];
 
 /** Store figures read at scrape time. */
 export interface StoreFigures {
@@ -96,6 +114,24 @@ export class Metrics implements UpstreamObserver {
     registers: [this.registry],
   });
 
+  private readonly semanticLookups = new Counter({
+    name: 'recall_semantic_lookups_total', help: 'Semantic tier lookups after an exact miss, by result (hit, miss, guarded, expired, error, skipped).',
+    labelNames: ['result'] as const, registers: [this.registry],
+  });
+  private readonly semanticSimilarities = new Histogram({
+    name: 'recall_semantic_similarity', help: 'Cosine similarity of the last user messages of served semantic hits.',
+    buckets: SIMILARITY_BUCKETS, registers: [this.registry],
+  });
+  private readonly semanticGuards = new Counter({
+    name: 'recall_semantic_guard_rejections_total', help: 'Semantic candidates above the threshold refused by a guard, by guard.',
+    labelNames: ['guard'] as const, registers: [this.registry],
+  });
+  private readonly semanticErrors = new Counter({
+    name: 'recall_semantic_errors_total', help: 'Semantic tier failures, each one failed open, by stage (embed, index, feed).',
+    labelNames: ['stage'] as const, registers: [this.registry],
+  });
+  private semanticIndex: SemanticIndexFigures | undefined;
+
   private readonly requestSeries = new Map<string, { count: { inc(): void }; duration: { observe(value: number): void } }>();
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
@@ -104,6 +140,14 @@ export class Metrics implements UpstreamObserver {
     for (const priority of PRIORITIES) this.queueDepth.set({ priority }, 0);
     for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
     for (const reason of ['full', 'timeout'] as const) this.queueRejections.inc({ reason }, 0);
+    for (const result of SEMANTIC_RESULTS) this.semanticLookups.inc({ result }, 0);
+    for (const guard of GUARD_NAMES) this.semanticGuards.inc({ guard }, 0);
+    for (const stage of ['embed', 'index', 'feed'] as const) this.semanticErrors.inc({ stage }, 0);
+    const semantic = () => this.semanticIndex;
+    new Gauge({ name: 'recall_semantic_vectors', help: 'Vectors held by the semantic index of this process.', registers: [registry],
+      collect() { this.set(semantic()?.vectors() ?? 0); } });
+    new Gauge({ name: 'recall_semantic_index_bytes', help: 'Memory held by the semantic index of this process, estimated (vectors, graph links, metadata); divide by recall_semantic_vectors for bytes per entry.', registers: [registry],
+      collect() { this.set(semantic()?.bytes() ?? 0); } });
     new Gauge({ name: 'recall_cache_entries', help: 'Entries held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
       collect() { const n = store.entries(); if (n !== undefined) this.set({ store: store.kind }, n); } });
     new Gauge({ name: 'recall_cache_bytes', help: 'Bytes held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
@@ -128,6 +172,27 @@ export class Metrics implements UpstreamObserver {
 
   cacheLookup(tier: 'exact', result: LookupResult): void {
     this.lookups.inc({ tier, result });
+  }
+
+  /** Gives the index gauges their source (the semantic tier is built after the catalog). */
+  watchSemanticIndex(figures: SemanticIndexFigures): void {
+    this.semanticIndex = figures;
+  }
+
+  semanticLookup(result: SemanticResult): void {
+    this.semanticLookups.inc({ result });
+  }
+
+  semanticSimilarity(similarity: number): void {
+    this.semanticSimilarities.observe(similarity);
+  }
+
+  semanticGuardRejection(guard: GuardName): void {
+    this.semanticGuards.inc({ guard });
+  }
+
+  semanticError(stage: 'embed' | 'index' | 'feed'): void {
+    this.semanticErrors.inc({ stage });
   }
 
   coalesced(route: string): void {
