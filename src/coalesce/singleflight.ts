@@ -51,6 +51,11 @@ export class Coalescer {
     return this.flights.size;
   }
 
+  /** Is an identical request (same key) in flight in this process, so that this one can join it? */
+  inFlightFor(key: string): boolean {
+    return this.flights.has(key);
+  }
+
   /** Answers a missed request: joins the identical one in flight, or starts a flight others can join. */
   answer(request: FlightRequest): Promise<FastifyReply> {
     const { key, member } = request;

@@ -89,14 +89,17 @@ export class Pipeline {
     }
 
     // Semantic tier: a near-repeat of the last user message in the same partition. Its probe (partition and vector)
-    // is kept to index this request's answer once stored.
-    const probe = route === 'chat.completions' && policy.write ? this.semanticProbe(request, tenant, policy, body) : undefined;
+    // is kept to index this request's answer once stored. Skipped when an identical request is in flight: joining it
+    // gets the exact answer (and a near-repeat lookup would only delay the join).
+    const probe = route === 'chat.completions' && policy.write && !this.deps.coalescer.inFlightFor(key) ? this.semanticProbe(request, tenant, policy, body) : undefined;
     if (probe !== undefined && policy.read && policy.semantic !== 'off') {
       const found = await this.deps.semantic!.lookup(probe, policy, policy.semantic ?? this.deps.semantic!.threshold);
       if (found.outcome === 'hit') {
         try {
-          const answer = sendCachedAnswer(reply, found.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body), similarity: found.similarity }, this.now());
-          request.recall.cacheOutcome = 'SEMANTIC';
+          // Its own key: the identical request's entry, stored while this one was looking; an exact hit.
+          const similarity = found.exactKey === key ? undefined : found.similarity;
+          const answer = sendCachedAnswer(reply, found.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body), similarity }, this.now());
+          request.recall.cacheOutcome = similarity === undefined ? 'HIT' : 'SEMANTIC';
           this.countSaving(body, found.entry.body);
           return answer;
         } catch (err) {

@@ -8,6 +8,16 @@ import { normalise } from './embedder.js';
 /** Weights of the feature families: whole words carry the most, trigrams absorb typos and inflections. */
 const FAMILY_WEIGHT = { w: 1, p: 0.7, c: 0.35 } as const;
 
+/**
+ * Function words carry the phrasing, not the question ("can you", "what is the"); they keep a small weight, so that
+ * the words that differ between two questions decide. Negations are not in here: they are content.
+ */
+const STOP_WORDS = new Set(('a an the of to in on at for with by from about as into and or but if then so is are was were be been being am ' +
+  'do does did doing have has had can could would should will shall may might must i me my you your we our it its this that ' +
+  'these those there here what whats which who how please tell give show explain describe let just some any way me up out ' +
+  'there kind sort really very also get').split(' '));
+const STOP_WORD_SCALE = 0.2;
+
 const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
 
 export class LocalEmbedder implements Embedder {
@@ -21,26 +31,35 @@ export class LocalEmbedder implements Embedder {
 
   embedOne(text: string): Float32Array {
     const counts = new Map<string, number>();
-    const add = (feature: string) => counts.set(feature, (counts.get(feature) ?? 0) + 1);
-    const words = text.normalize('NFKC').toLowerCase().match(WORD_PATTERN) ?? [];
+    const add = (feature: string, weight: number) => counts.set(feature, (counts.get(feature) ?? 0) + weight);
+    const words = (text.normalize('NFKC').toLowerCase().match(WORD_PATTERN) ?? []).map((w) => w.replace(/['’]/gu, ''));
+    const stems = words.map(stem);
     for (let i = 0; i < words.length; i++) {
       const word = words[i]!;
-      add(`w${word}`);
-      if (i > 0) add(`p${words[i - 1]} ${word}`);
+      const scale = STOP_WORDS.has(word) ? STOP_WORD_SCALE : 1;
+      add(`w${stems[i]}`, FAMILY_WEIGHT.w * scale);
+      if (i > 0) add(`p${stems[i - 1]} ${stems[i]}`, FAMILY_WEIGHT.p * (STOP_WORDS.has(words[i - 1]!) ? Math.min(scale, 0.5) : scale));
       const padded = ` ${word} `;
-      for (let j = 0; j + 3 <= padded.length; j++) add(`c${padded.slice(j, j + 3)}`);
+      for (let j = 0; j + 3 <= padded.length; j++) add(`c${padded.slice(j, j + 3)}`, FAMILY_WEIGHT.c * scale);
     }
     const vector = new Float32Array(this.dimensions);
-    for (const [feature, count] of counts) {
+    for (const [feature, weight] of counts) {
       const hash = fnv1a(feature);
       // Sublinear: a word said five times is not five times the evidence. The hash's top bit picks the sign, so
       // collisions cancel out on average instead of piling up.
-      const value = (1 + Math.log(count)) * FAMILY_WEIGHT[feature[0] as 'w' | 'p' | 'c'];
+      const value = Math.log1p(weight);
       const slot = hash % this.dimensions;
       vector[slot] = (vector[slot] ?? 0) + (hash & 0x80000000 ? -value : value);
     }
     return normalise(vector);
   }
+}
+
+/** A plural or third-person "s" says little about the question: "vaccines work" and "vaccine works" match. */
+function stem(word: string): string {
+  if (word.length > 4 && word.endsWith('ies')) return `${word.slice(0, -3)}y`;
+  if (word.length > 3 && word.endsWith('s') && !word.endsWith('ss') && !word.endsWith('us') && !word.endsWith('is')) return word.slice(0, -1);
+  return word;
 }
 
 /** 32-bit FNV-1a over UTF-16 code units: fast, and stable across processes and versions (vectors are shared). */
