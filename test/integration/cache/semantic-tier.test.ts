@@ -205,3 +205,50 @@ describe('entries that are gone', () => {
     expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
   });
 });
+
+describe('the upstream embedder', () => {
+  let upstreamPair: RecallWithMock;
+  beforeAll(async () => {
+    upstreamPair = await startRecallWithMock({ 'semantic.embedder': 'upstream', 'semantic.upstream_model': 'text-embedding-3-small', 'semantic.dimensions': 64 });
+  });
+  afterAll(() => upstreamPair.close());
+  beforeEach(() => upstreamPair.mock.reset());
+
+  it("embeds the last user message upstream with the configured model and the client's key, once per text", async () => {
+    const { original } = question();
+    await upstreamPair.sdk.chat.completions.create(chat(original));
+    await upstreamPair.sdk.chat.completions.create(chat(original), { headers: { 'cache-control': 'no-cache' } });
+    const embeddingCalls = upstreamPair.mock.requests().filter((r) => r.path === '/v1/embeddings');
+    expect(embeddingCalls).toHaveLength(1);
+    expect(JSON.parse(embeddingCalls[0]!.body)).toMatchObject({ model: 'text-embedding-3-small', input: [original], dimensions: 64 });
+    expect(embeddingCalls[0]!.headers.authorization).toBe('Bearer sk-test-client-key-000');
+  });
+
+  it('fails open: the embedder failing leaves the request a MISS that succeeds, counted and logged', async () => {
+    const before = sample(await scrape(upstreamPair.recall.url), 'recall_semantic_errors_total', { stage: 'embed' });
+    const { original } = question();
+    upstreamPair.mock.failNext('500');
+    const answer = await upstreamPair.sdk.chat.completions.create(chat(original)).withResponse();
+    expect(answer.response.status).toBe(200);
+    expect(answer.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(answer.data.choices[0]?.message.content).toBeTruthy();
+    const after = sample(await scrape(upstreamPair.recall.url), 'recall_semantic_errors_total', { stage: 'embed' });
+    expect(after - before).toBe(1);
+    expect(upstreamPair.recall.logText()).toContain('semantic embedder failed');
+  });
+});
+
+describe('semantic.enabled: false', () => {
+  it('answers near-repeats from the upstream and reports an empty index', async () => {
+    const off = await startRecallWithMock({ 'semantic.enabled': false });
+    try {
+      const { original, variant } = question();
+      await off.sdk.chat.completions.create(chat(original));
+      const second = await off.sdk.chat.completions.create(chat(variant)).withResponse();
+      expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
+      expect(sample(await scrape(off.recall.url), 'recall_semantic_vectors')).toBe(0);
+    } finally {
+      await off.close();
+    }
+  });
+});
