@@ -28,6 +28,7 @@ import { LocalEmbedder } from './cache/semantic/local-embedder.js';
 import { SemanticTier } from './cache/semantic/semantic-tier.js';
 import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
 import { VectorIndex } from './cache/semantic/vector-index.js';
+import { RedisFeed } from './cache/semantic/redis-feed.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -61,8 +62,12 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const embedder = config.semantic.embedder === 'upstream'
     ? new UpstreamEmbedder(embeddingsUpstream, config.semantic.upstreamModel, config.semantic.dimensions)
     : new LocalEmbedder(config.semantic.dimensions);
+  // With Redis, vectors are shared: each instance builds its index from the stream and follows it.
+  const semanticFeed = semanticIndex === undefined || redis === undefined ? undefined
+    : new RedisFeed(redis.connection, config.redis.keyPrefix, semanticIndex, config.semantic.maxVectors, metrics, app.log);
+  semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
-    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic });
+    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
   const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, upstreamApiKey: config.upstream.apiKey });
 
   let shuttingDown = false;
@@ -80,6 +85,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();
+    await semanticFeed?.close();
     semanticIndex?.clear();
     await store.close();
     await upstream.close();
