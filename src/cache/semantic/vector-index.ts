@@ -5,7 +5,7 @@
 // partitions' vectors (many tenants asking the same thing), silently missing the one that matters. Per partition the
 // answer is exact for the partition. Most partitions hold a handful of vectors, where a linear scan over a flat array
 // is exact and faster than any graph; a partition that grows past FLAT_LIMIT moves into its own usearch HNSW index
-// (cosine), which keeps a lookup in the 100 k range well under a millisecond (docs/SEMANTIC.md, benchmark).
+// (cosine), measured in docs/SEMANTIC.md (npm run bench:semantic).
 import usearch from 'usearch';
 import { cosine } from './embedder.js';
 
@@ -16,8 +16,8 @@ type HnswIndex = InstanceType<typeof Index>;
 export const FLAT_LIMIT = 512;
 /** HNSW: neighbours per node, and the breadth of the search when adding and when querying. */
 const CONNECTIVITY = 16;
-const EXPANSION_ADD = 128;
-const EXPANSION_SEARCH = 64;
+const EXPANSION_ADD = 64;
+const EXPANSION_SEARCH = 32;
 /** Candidates returned per lookup: the best, and a few runners-up in case the best fails a guard or has expired. */
 const CANDIDATES = 3;
 
