@@ -25,6 +25,11 @@ import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
 import { UpstreamClient } from './upstream/client.js';
 import { EmbeddingsBatcher } from './upstream/embeddings-batcher.js';
+import { LocalEmbedder } from './cache/semantic/local-embedder.js';
+import { SemanticTier } from './cache/semantic/semantic-tier.js';
+import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
+import { VectorIndex } from './cache/semantic/vector-index.js';
+import { RedisFeed } from './cache/semantic/redis-feed.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -54,7 +59,18 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const embeddingsUpstream = batcher?.send ?? forwarder.sendWhole;
   const remoteFlights = redis === undefined ? undefined : new RemoteFlights(redis.connection, config.redis.keyPrefix, config.coalesce.lockTtlMs);
   const coalescer = new Coalescer({ exact, metrics, log: app.log, settings: config.coalesce, upstream: config.upstream, remote: remoteFlights });
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, metrics, cache: config.cache });
+  const semanticIndex = config.semantic.enabled ? new VectorIndex(config.semantic.dimensions, config.semantic.maxVectors) : undefined;
+  if (semanticIndex !== undefined) metrics.watchSemanticIndex({ vectors: () => semanticIndex.size, bytes: () => semanticIndex.bytes() });
+  const embedder = config.semantic.embedder === 'upstream'
+    ? new UpstreamEmbedder(embeddingsUpstream, config.semantic.upstreamModel, config.semantic.dimensions)
+    : new LocalEmbedder(config.semantic.dimensions);
+  // With Redis, vectors are shared: each instance builds its index from the stream and follows it.
+  const semanticFeed = semanticIndex === undefined || redis === undefined ? undefined
+    : new RedisFeed(redis.connection, config.redis.keyPrefix, semanticIndex, config.semantic.maxVectors, metrics, app.log);
+  semanticFeed?.start();
+  const semantic = semanticIndex === undefined ? undefined
+    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, upstreamApiKey: config.upstream.apiKey });
 
   let shuttingDown = false;
   let closeIdle: NodeJS.Timeout | undefined;
@@ -72,6 +88,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();
+    await semanticFeed?.close();
+    semanticIndex?.clear();
     await store.close();
     await upstream.close();
   });

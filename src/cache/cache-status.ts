@@ -16,6 +16,18 @@ export function markHit(reply: FastifyReply, ageS: number, ttlS: number): void {
   reply.header('age', String(ageS));
 }
 
+/**
+ * Headers of an answer served by the semantic tier: another request's entry whose last user message was close enough
+ * (`similarity`, cosine) and passed the guards. Cache-Status says so in its detail.
+ */
+export function markSemantic(reply: FastifyReply, ageS: number, ttlS: number, similarity: number): void {
+  const shown = similarity.toFixed(4);
+  reply.header('x-recall-cache', 'SEMANTIC');
+  reply.header('x-recall-similarity', shown);
+  reply.header('cache-status', `${CACHE_NAME}; hit; ttl=${ttlS}; detail="semantic similarity=${shown}"`);
+  reply.header('age', String(ageS));
+}
+
 /** Headers of an answer that comes from the upstream; `stored` only when known before the answer is sent. */
 export function markForwarded(reply: FastifyReply, reason: ForwardReason, stored = false, detail?: string): void {
   reply.header('x-recall-cache', reason === 'bypass' ? 'BYPASS' : 'MISS');

@@ -30,24 +30,26 @@ export class ExactTier {
     private readonly metrics?: Metrics,
   ) {}
 
-  async lookup(key: string, policy: CachePolicy): Promise<Lookup> {
+  /** `counted: false` leaves the exact tier's lookup metrics alone (the semantic tier checking a candidate's entry). */
+  async lookup(key: string, policy: CachePolicy, options: { counted?: boolean } = {}): Promise<Lookup> {
     const startedAt = performance.now();
+    const counted = options.counted !== false;
     let entry: CacheEntry | undefined;
     try {
       entry = await this.store.get(key);
     } catch (err) {
       this.warn(err, 'cache lookup failed; answering from the upstream');
       this.metrics?.storeError(this.store.kind, 'get');
-      return this.counted({ outcome: 'error', ms: performance.now() - startedAt });
+      return this.counted(counted, { outcome: 'error', ms: performance.now() - startedAt });
     }
     const ms = performance.now() - startedAt;
-    if (entry === undefined) return this.counted({ outcome: 'miss', ms });
-    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) return this.counted({ outcome: 'stale', ms });
-    return this.counted({ outcome: 'hit', entry, ms });
+    if (entry === undefined) return this.counted(counted, { outcome: 'miss', ms });
+    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) return this.counted(counted, { outcome: 'stale', ms });
+    return this.counted(counted, { outcome: 'hit', entry, ms });
   }
 
-  private counted(lookup: Lookup): Lookup {
-    this.metrics?.cacheLookup('exact', lookup.outcome, lookup.ms / 1000);
+  private counted(counted: boolean, lookup: Lookup): Lookup {
+    if (counted) this.metrics?.cacheLookup('exact', lookup.outcome, lookup.ms / 1000);
     return lookup;
   }
 

@@ -1,5 +1,5 @@
 // Per-request cache controls, read from headers so that SDKs set them with `defaultHeaders` and bodies stay
-// OpenAI's: Cache-Control no-cache / no-store / max-age, X-Recall-TTL, X-Recall-Namespace.
+// OpenAI's: Cache-Control no-cache / no-store / max-age, X-Recall-TTL, X-Recall-Namespace, X-Recall-Semantic.
 import type { IncomingHttpHeaders } from 'node:http';
 import { RecallError } from '../openai/errors.js';
 
@@ -13,6 +13,8 @@ export interface CachePolicy {
   /** How long a stored answer lives. */
   ttlS: number;
   namespace: string;
+  /** X-Recall-Semantic: `off` skips the semantic lookup, a number replaces the threshold; undefined: the default. */
+  semantic?: 'off' | number | undefined;
 }
 
 export const DEFAULT_NAMESPACE = 'default';
@@ -20,7 +22,7 @@ const NAMESPACE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 const MAX_TTL_S = 365 * 24 * 3600;
 
 export function readPolicy(headers: IncomingHttpHeaders, defaultTtlS: number): CachePolicy {
-  const policy: CachePolicy = { read: true, write: true, maxAgeS: undefined, ttlS: defaultTtlS, namespace: DEFAULT_NAMESPACE };
+  const policy: CachePolicy = { read: true, write: true, maxAgeS: undefined, ttlS: defaultTtlS, namespace: DEFAULT_NAMESPACE, semantic: undefined };
   const cacheControl = headers['cache-control'];
   if (cacheControl !== undefined) applyCacheControl(policy, cacheControl);
   const ttl = headers['x-recall-ttl'];
@@ -32,7 +34,18 @@ export function readPolicy(headers: IncomingHttpHeaders, defaultTtlS: number): C
     }
     policy.namespace = namespace;
   }
+  const semantic = headers['x-recall-semantic'];
+  if (semantic !== undefined) policy.semantic = semanticControl(semantic);
   return policy;
+}
+
+/** `off`, `on` (the configured threshold) or a cosine similarity threshold from 0 to 1 (`0.95`). */
+function semanticControl(value: string | string[]): 'off' | number | undefined {
+  const text = (Array.isArray(value) ? value[0] ?? '' : value).trim().toLowerCase();
+  if (text === 'off') return 'off';
+  if (text === 'on') return undefined;
+  if (/^(0(\.\d{1,6})?|1(\.0{1,6})?|\.\d{1,6})$/.test(text)) return Number(text);
+  throw new RecallError('invalidHeader', 'X-Recall-Semantic must be off, on or a similarity threshold from 0 to 1 (e.g. 0.95).', 'X-Recall-Semantic');
 }
 
 function applyCacheControl(policy: CachePolicy, header: string): void {

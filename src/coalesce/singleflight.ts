@@ -20,6 +20,11 @@ export interface FlightRequest {
   member: FlightMember;
   /** The upstream call this request would make; only the first of identical requests makes it. */
   call(signal: FlightSignal): Promise<UpstreamResponse>;
+  /**
+   * Called once the flight's answer is stored under `key`, before it reaches the client (the semantic tier indexes it
+   * here, so that an immediate near-repeat finds it); never rejects.
+   */
+  onStored?: (() => Promise<void>) | undefined;
 }
 
 export interface CoalescerDeps {
@@ -46,6 +51,11 @@ export class Coalescer {
     return this.flights.size;
   }
 
+  /** Is an identical request (same key) in flight in this process, so that this one can join it? */
+  inFlightFor(key: string): boolean {
+    return this.flights.has(key);
+  }
+
   /** Answers a missed request: joins the identical one in flight, or starts a flight others can join. */
   answer(request: FlightRequest): Promise<FastifyReply> {
     const { key, member } = request;
@@ -56,7 +66,11 @@ export class Coalescer {
     const flight: Flight = new Flight({
       route: request.route,
       call: request.call,
-      store: (body, ttlS) => exact.save(key, body, ttlS),
+      store: async (body, ttlS) => {
+        const stored = await exact.save(key, body, ttlS);
+        if (stored) await request.onStored?.();
+        return stored;
+      },
       upstream,
       maxFollowers: settings.maxFollowers,
       maxReplayBytes: settings.maxReplayBytes,

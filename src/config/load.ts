@@ -124,6 +124,13 @@ function coerce(setting: Setting, value: unknown, origin: string): unknown {
       if (n < setting.min || n > setting.max) return fail(describeAllowed(setting));
       return n;
     }
+    case 'number': {
+      const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+      if (!/^-?\d+(\.\d+)?$/.test(text)) return fail(describeAllowed(setting));
+      const n = Number(text);
+      if (n < setting.min || n > setting.max) return fail(describeAllowed(setting));
+      return n;
+    }
     case 'string': {
       if (typeof value !== 'string' && typeof value !== 'number') return fail('a string');
       const problem = setting.check?.(String(value));
@@ -162,6 +169,8 @@ export function describeAllowed(setting: Setting): string {
   switch (setting.type) {
     case 'integer':
       return `an integer from ${setting.min} to ${setting.max}`;
+    case 'number':
+      return `a number from ${setting.min} to ${setting.max}`;
     case 'string':
       return 'a string';
     case 'boolean':

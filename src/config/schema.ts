@@ -54,6 +54,16 @@ export interface RecallConfig {
     batchMaxInputs: number;
     batchMaxTokens: number;
   };
+  semantic: {
+    enabled: boolean;
+    /** Cosine similarity from which a candidate may be served. */
+    threshold: number;
+    embedder: 'local' | 'upstream';
+    dimensions: number;
+    upstreamModel: string;
+    maxVectors: number;
+    maxTurns: number;
+  };
   admin: {
     token: string | undefined;
   };
@@ -87,6 +97,7 @@ interface SettingBase {
 
 export type Setting =
   | (SettingBase & { type: 'integer'; default: number; min: number; max: number })
+  | (SettingBase & { type: 'number'; default: number; min: number; max: number })
   | (SettingBase & { type: 'string'; default: string | undefined; check?: (value: string) => string | undefined })
   | (SettingBase & { type: 'boolean'; default: boolean })
   | (SettingBase & { type: 'url'; default: string | undefined; protocols?: readonly string[] })
@@ -95,6 +106,9 @@ export type Setting =
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const MB = 1024 * 1024;
+
+/** Chosen with `npm run eval:semantic` on test/fixtures/semantic-pairs.json: false hits ≤ 1% with the local embedder. */
+export const DEFAULT_SEMANTIC_THRESHOLD = 0.86;
 
 export const CACHEABLE_ROUTES = ['chat.completions', 'completions', 'embeddings'] as const;
 
@@ -189,6 +203,20 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Most inputs in one batched upstream call (OpenAI allows 2048); a full batch is sent at once.' },
   { yaml: 'embeddings.batch_max_tokens', field: 'embeddings.batchMaxTokens', type: 'integer', default: 300_000, min: 1, max: 10_000_000,
     doc: 'Most tokens in one batched upstream call (OpenAI allows 300,000), estimated generously as UTF-8 bytes / 2 per text input.' },
+  { yaml: 'semantic.enabled', field: 'semantic.enabled', env: 'RECALL_SEMANTIC', type: 'boolean', default: true,
+    doc: 'Answer near-repeats of a chat request from the cache (X-Recall-Cache: SEMANTIC); only the last user message is compared, everything else must match exactly. on/off in the environment.' },
+  { yaml: 'semantic.threshold', field: 'semantic.threshold', env: 'RECALL_SEMANTIC_THRESHOLD', type: 'number', default: DEFAULT_SEMANTIC_THRESHOLD, min: 0.5, max: 1,
+    doc: 'Cosine similarity of the last user messages from which a candidate may be served (guards still apply); X-Recall-Semantic overrides it per request. The default keeps false hits at or below 1% on the labelled set (docs/SEMANTIC.md).' },
+  { yaml: 'semantic.embedder', field: 'semantic.embedder', env: 'RECALL_EMBEDDER', type: 'enum', default: 'local', values: ['local', 'upstream'],
+    doc: "local: built-in hashed word and character n-gram features, offline. upstream: the upstream's /v1/embeddings with semantic.upstream_model, through the embeddings batcher." },
+  { yaml: 'semantic.dimensions', field: 'semantic.dimensions', type: 'integer', default: 512, min: 16, max: 4096,
+    doc: 'Length of the local embedder\'s vectors (more: fewer hash collisions, more memory and search time).' },
+  { yaml: 'semantic.upstream_model', field: 'semantic.upstreamModel', type: 'string', default: 'text-embedding-3-small',
+    doc: 'Model of the upstream embedder.' },
+  { yaml: 'semantic.max_vectors', field: 'semantic.maxVectors', type: 'integer', default: 50_000, min: 1, max: 100_000_000,
+    doc: 'Most vectors the semantic index keeps; the oldest go first. Vectors whose entry has expired or been purged are dropped when found.' },
+  { yaml: 'semantic.max_turns', field: 'semantic.maxTurns', type: 'integer', default: 3, min: 1, max: 1000,
+    doc: 'Conversations with more messages than this (system and developer messages not counted) skip the semantic tier.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,

@@ -5,6 +5,7 @@ import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
 import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
 import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
+import { GUARD_NAMES, type GuardName } from '../cache/semantic/guards.js';
 import type { PriceTable } from './prices.js';
 import { RecentStats } from './recent.js';
 
@@ -22,6 +23,23 @@ const KNOWN_ERROR_STATUSES: ReadonlySet<number> = new Set(UPSTREAM_ERROR_STATUSE
 
 /** prom-client's default Node metrics that break Prometheus naming (gauges ending in `_total`); promtool rejects them. */
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
+ * What a semantic lookup came to: hit; miss (no vector of the partition close enough); guarded (the close ones failed
+ * a guard); expired (the close ones' entries were gone); error (embedder, index or store failed: fail open); skipped
+ * (the request was not eligible: last message not a user's text, or too many turns).
+ */
+export type SemanticResult = 'hit' | 'miss' | 'guarded' | 'expired' | 'error' | 'skipped';
+const SEMANTIC_RESULTS: readonly SemanticResult[] = ['hit', 'miss', 'guarded', 'expired', 'error', 'skipped'];
+
+/** Figures of the semantic index read at scrape time. */
+export interface SemanticIndexFigures {
+  vectors(): number;
+  bytes(): number;
+}
+
+/** Similarity of served semantic hits: fine-grained near the thresholds people use (0.8–1). */
+const SIMILARITY_BUCKETS = [0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1];
 
 /** Store figures read at scrape time. */
 export interface StoreFigures {
@@ -153,6 +171,24 @@ export class Metrics implements UpstreamObserver {
   private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', { inc(value: number): void }>>();
   private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void }; overhead: { observe(value: number): void } }>();
   private readonly lookupSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
+  private readonly semanticLookups = new Counter({
+    name: 'recall_semantic_lookups_total', help: 'Semantic tier lookups after an exact miss, by result (hit, miss, guarded, expired, error, skipped).',
+    labelNames: ['result'] as const, registers: [this.registry],
+  });
+  private readonly semanticSimilarities = new Histogram({
+    name: 'recall_semantic_similarity', help: 'Cosine similarity of the last user messages of served semantic hits.',
+    buckets: SIMILARITY_BUCKETS, registers: [this.registry],
+  });
+  private readonly semanticGuards = new Counter({
+    name: 'recall_semantic_guard_rejections_total', help: 'Semantic candidates above the threshold refused by a guard, by guard.',
+    labelNames: ['guard'] as const, registers: [this.registry],
+  });
+  private readonly semanticErrors = new Counter({
+    name: 'recall_semantic_errors_total', help: 'Semantic tier failures, each one failed open, by stage (embed, index, feed).',
+    labelNames: ['stage'] as const, registers: [this.registry],
+  });
+  private semanticIndex: SemanticIndexFigures | undefined;
+
 
   constructor(private readonly prices: PriceTable, store: StoreFigures) {
     const registry = this.registry;
@@ -167,6 +203,14 @@ export class Metrics implements UpstreamObserver {
     for (const priority of PRIORITIES) this.queueDepth.set({ priority }, 0);
     for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
     for (const reason of ['full', 'timeout'] as const) this.queueRejections.inc({ reason }, 0);
+    for (const result of SEMANTIC_RESULTS) this.semanticLookups.inc({ result }, 0);
+    for (const guard of GUARD_NAMES) this.semanticGuards.inc({ guard }, 0);
+    for (const stage of ['embed', 'index', 'feed'] as const) this.semanticErrors.inc({ stage }, 0);
+    const semantic = () => this.semanticIndex;
+    new Gauge({ name: 'recall_semantic_vectors', help: 'Vectors held by the semantic index of this process.', registers: [registry],
+      collect() { this.set(semantic()?.vectors() ?? 0); } });
+    new Gauge({ name: 'recall_semantic_index_bytes', help: 'Memory held by the semantic index of this process, estimated (vectors, graph links, metadata); divide by recall_semantic_vectors for bytes per entry.', registers: [registry],
+      collect() { this.set(semantic()?.bytes() ?? 0); } });
     new Gauge({ name: 'recall_cache_entries', help: 'Entries held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
       collect() { const n = store.entries(); if (n !== undefined) this.set({ store: store.kind }, n); } });
     new Gauge({ name: 'recall_cache_bytes', help: 'Bytes held by the cache store (where it can tell).', labelNames: ['store'] as const, registers: [registry],
@@ -223,6 +267,27 @@ export class Metrics implements UpstreamObserver {
       : KNOWN_ERROR_STATUSES.has(failure) ? `status_${failure}` : failure >= 500 ? 'status_5xx' : 'status_4xx';
     this.upstreamErrors.inc({ code });
     this.recent.upstreamError(code);
+  }
+
+  /** Gives the index gauges their source (the semantic tier is built after the catalog). */
+  watchSemanticIndex(figures: SemanticIndexFigures): void {
+    this.semanticIndex = figures;
+  }
+
+  semanticLookup(result: SemanticResult): void {
+    this.semanticLookups.inc({ result });
+  }
+
+  semanticSimilarity(similarity: number): void {
+    this.semanticSimilarities.observe(similarity);
+  }
+
+  semanticGuardRejection(guard: GuardName): void {
+    this.semanticGuards.inc({ guard });
+  }
+
+  semanticError(stage: 'embed' | 'index' | 'feed'): void {
+    this.semanticErrors.inc({ stage });
   }
 
   coalesced(route: string): void {

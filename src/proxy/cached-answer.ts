@@ -1,7 +1,7 @@
 // Answers a request from a cache entry in the form it asks for: the stored JSON as it is, or a stream rendered
 // from it that the SDKs reassemble to exactly the stored text and tool calls.
 import type { FastifyReply } from 'fastify';
-import { markHit } from '../cache/cache-status.js';
+import { markHit, markSemantic } from '../cache/cache-status.js';
 import type { CacheEntry } from '../cache/store.js';
 import type { CompletionRoute } from '../openai/assemble.js';
 import { renderCompletionStream } from '../openai/render.js';
@@ -10,12 +10,17 @@ export interface HitRequest {
   route: CompletionRoute;
   stream: boolean;
   includeUsage: boolean;
+  /** Set when the semantic tier found the entry: the similarity of the two last user messages. */
+  similarity?: number | undefined;
 }
 
 /** Renders the entry for this request; throws when the stored entry cannot be read (the caller treats it as a miss). */
 export function sendCachedAnswer(reply: FastifyReply, entry: CacheEntry, request: HitRequest, now: number): FastifyReply {
   const body = request.stream ? renderCompletionStream(request.route, entry.body, request.includeUsage) : entry.body;
-  markHit(reply, Math.max(0, Math.floor((now - entry.storedAt) / 1000)), Math.max(0, Math.ceil((entry.expiresAt - now) / 1000)));
+  const ageS = Math.max(0, Math.floor((now - entry.storedAt) / 1000));
+  const ttlS = Math.max(0, Math.ceil((entry.expiresAt - now) / 1000));
+  if (request.similarity === undefined) markHit(reply, ageS, ttlS);
+  else markSemantic(reply, ageS, ttlS, request.similarity);
   if (!request.stream) return reply.code(200).header('content-type', 'application/json').send(body);
   return reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send(body);
 }

@@ -1,6 +1,7 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
-// Each stage is a call into its own module. Rate limits and the semantic tier arrive with their issues. Embeddings
+// Each stage is a call into its own module. Rate limits arrive with their issue. The semantic tier (chat completions
+// only) answers near-repeats of the last user message within an exact partition, and indexes what gets stored. Embeddings
 // take the same path with one entry per input item; their misses go upstream through the embeddings batcher, which
 // merges concurrent requests' misses into one call.
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -8,6 +9,8 @@ import { markForwarded, markHit, type ForwardReason } from '../cache/cache-statu
 import { EmbeddingsCache } from '../cache/embeddings.js';
 import type { ExactTier } from '../cache/exact-tier.js';
 import type { Coalescer } from '../coalesce/singleflight.js';
+import type { Probe, SemanticTier } from '../cache/semantic/semantic-tier.js';
+import { upstreamRequestHeaders } from '../upstream/headers.js';
 import { KeyMemo } from '../cache/key.js';
 import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
@@ -34,10 +37,14 @@ export interface PipelineDeps {
   exact: ExactTier;
   coalescer: Coalescer;
   embeddings: EmbeddingsCache;
+  /** Undefined when `semantic.enabled` is off. */
+  semantic: SemanticTier | undefined;
   /** How embeddings misses go upstream: through the batcher, or straight (`Forwarder.sendWhole`) when it is off. */
   embeddingsUpstream: SendWhole;
   metrics: Metrics;
   cache: RecallConfig['cache'];
+  /** Sent upstream when the client sends no key (the upstream embedder's calls too). */
+  upstreamApiKey: string | undefined;
   now?: () => number;
 }
 
@@ -87,10 +94,42 @@ export class Pipeline {
       reason = lookup.outcome === 'stale' ? 'stale' : 'miss';
     }
 
+    // Semantic tier: a near-repeat of the last user message in the same partition. Its probe (partition and vector)
+    // is kept to index this request's answer once stored. Skipped when an identical request is in flight: joining it
+    // gets the exact answer (and a near-repeat lookup would only delay the join).
+    const probe = route === 'chat.completions' && policy.write && !this.deps.coalescer.inFlightFor(key) ? this.semanticProbe(request, tenant, policy, body) : undefined;
+    if (probe !== undefined && policy.read && policy.semantic !== 'off') {
+      const found = await this.deps.semantic!.lookup(probe, policy, policy.semantic ?? this.deps.semantic!.threshold);
+      if (found.outcome === 'hit') {
+        try {
+          // Its own key: the identical request's entry, stored while this one was looking; an exact hit.
+          const similarity = found.exactKey === key ? undefined : found.similarity;
+          const answer = sendCachedAnswer(reply, found.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body), similarity }, this.now());
+          request.recall.cacheOutcome = similarity === undefined ? 'HIT' : 'SEMANTIC';
+          this.countSaving(body, found.entry.body);
+          return answer;
+        } catch (err) {
+          request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
+          await this.deps.exact.forget(found.exactKey);
+        }
+      }
+    }
+
     // Identical requests in flight share one upstream call (no-cache and no-store ones too: they only skip the store).
     const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
-    return this.deps.coalescer.answer({ key, route, policy, member, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
+    const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
+    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
+  }
+
+  /** The semantic tier's view of a request that may store (undefined when the tier is off or does not apply). */
+  private semanticProbe(request: FastifyRequest, tenant: string, policy: CachePolicy, body: JsonObject): Probe | undefined {
+    const semantic = this.deps.semantic;
+    if (semantic === undefined) return undefined;
+    // The upstream embedder embeds with the client's credentials and priority, as its own request would go upstream.
+    const context = !semantic.embedsUpstream ? undefined
+      : { headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.deps.upstreamApiKey, keepContentLength: false, identityEncoding: true }), priority: request.recall.priority };
+    return semantic.probe({ tenant, namespace: policy.namespace, body }, context);
   }
 
   /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */

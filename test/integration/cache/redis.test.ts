@@ -103,12 +103,14 @@ describe('exact tier on Redis', () => {
       });
       socket.on('end', () => resolve(out));
       socket.on('error', reject);
-      // Every key and every value, as raw protocol text.
-      socket.write('EVAL "local out = {} for _, k in ipairs(redis.call(\'KEYS\', \'*\')) do table.insert(out, k) table.insert(out, redis.call(\'GET\', k)) end table.insert(out, \'END-OF-DUMP\') return out" 0\r\n');
+      // Every key and every value (strings, and the fields of the semantic tier's stream), as raw protocol text.
+      socket.write('EVAL "local out = {} for _, k in ipairs(redis.call(\'KEYS\', \'*\')) do table.insert(out, k) local t = redis.call(\'TYPE\', k).ok if t == \'string\' then table.insert(out, redis.call(\'GET\', k)) elseif t == \'stream\' then for _, e in ipairs(redis.call(\'XRANGE\', k, \'-\', \'+\')) do for _, f in ipairs(e[2]) do table.insert(out, f) end end end end table.insert(out, \'END-OF-DUMP\') return out" 0\r\n');
     });
     expect(dump).toContain('END-OF-DUMP');
     expect(dump).toContain('recall-meta:');
     expect(dump).toContain('recall-test-');
+    // The semantic tier's stream is dumped too: its vector, partition hash, entry key and message text.
+    expect(dump).toMatch(/recall-meta:[^\r\n]*semantic/);
     expect(dump).not.toContain(key);
     expect(dump).not.toContain('redis-secret-key');
   });

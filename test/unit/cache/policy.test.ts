@@ -39,4 +39,22 @@ describe('readPolicy', () => {
     expect((error as RecallError).status).toBe(400);
     expect((error as RecallError).param).toBe(param);
   });
+
+  it.each([
+    ['off', 'off'],
+    ['OFF', 'off'],
+    ['on', undefined],
+    ['0.95', 0.95],
+    ['1', 1],
+    ['0', 0],
+  ])('X-Recall-Semantic: %s', (header, expected) => {
+    expect(readPolicy({ 'x-recall-semantic': header }, 60).semantic).toBe(expected);
+  });
+
+  it.each(['sometimes', '1.5', '-0.2', '', '0.9x'])('X-Recall-Semantic: %j is a 400 naming the header', (header) => {
+    const error = (() => { try { readPolicy({ 'x-recall-semantic': header }, 60); } catch (e) { return e; } })();
+    expect(error).toBeInstanceOf(RecallError);
+    expect((error as RecallError).status).toBe(400);
+    expect((error as RecallError).param).toBe('X-Recall-Semantic');
+  });
 });

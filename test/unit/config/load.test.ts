@@ -29,6 +29,16 @@ describe('loadConfig', () => {
     expect(config.upstream.connections).toBe(7);
   });
 
+  it('reads RECALL_SEMANTIC (on/off), RECALL_SEMANTIC_THRESHOLD and RECALL_EMBEDDER', () => {
+    expect(loadConfig({ env: {} }).semantic).toMatchObject({ enabled: true, embedder: 'local', threshold: 0.86 });
+    const config = loadConfig({ env: { RECALL_SEMANTIC: 'off', RECALL_SEMANTIC_THRESHOLD: '0.93', RECALL_EMBEDDER: 'upstream' } });
+    expect(config.semantic).toMatchObject({ enabled: false, threshold: 0.93, embedder: 'upstream' });
+    expect(loadConfig({ env: { RECALL_SEMANTIC: 'on' } }).semantic.enabled).toBe(true);
+    expect(() => loadConfig({ env: { RECALL_SEMANTIC_THRESHOLD: '1.5' } })).toThrow(/semantic\.threshold \(RECALL_SEMANTIC_THRESHOLD\) = "1\.5".*a number from 0\.5 to 1/);
+    expect(() => loadConfig({ env: { RECALL_SEMANTIC_THRESHOLD: 'high' } })).toThrow(/RECALL_SEMANTIC_THRESHOLD/);
+    expect(() => loadConfig({ env: { RECALL_EMBEDDER: 'openai' } })).toThrow(/one of local, upstream/);
+  });
+
   it('treats an empty environment variable as unset', () => {
     expect(loadConfig({ env: { RECALL_UPSTREAM_API_KEY: '', RECALL_PORT: ' ' } }).server.port).toBe(8080);
   });

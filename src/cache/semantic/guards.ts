@@ -1,0 +1,103 @@
+// False-hit guards: a candidate above the similarity threshold is served only when the facts a vector blurs are the
+// same in both prompts: numbers (digits or number words), quoted strings, URLs, file names, code identifiers, named
+// entities and negation, and when neither prompt is more than twice as long as the other. Each guard has a name
+// (a metrics label); the first that fails is returned.
+
+export type GuardName = 'numbers' | 'quotes' | 'urls' | 'files' | 'identifiers' | 'entities' | 'negation' | 'length';
+
+export const GUARD_NAMES: readonly GuardName[] = ['numbers', 'quotes', 'urls', 'files', 'identifiers', 'entities', 'negation', 'length'];
+
+/** Shorter / longer prompt, in characters, below which two prompts are not the same question. */
+export const MIN_LENGTH_RATIO = 0.5;
+
+/** What the guards compare, extracted once per prompt. Lists are sorted, so equal multisets compare equal. */
+export interface PromptFacts {
+  length: number;
+  numbers: string[];
+  quotes: string[];
+  urls: string[];
+  files: string[];
+  identifiers: string[];
+  /** Capitalised words not at the start of a sentence, lowercased. */
+  entities: string[];
+  negations: string[];
+  /** Every word, lowercased: an entity of one prompt written in lower case in the other still matches. */
+  words: Set<string>;
+}
+
+const NUMBER_WORDS: Record<string, string> = {
+  zero: '0', one: '1', two: '2', three: '3', four: '4', five: '5', six: '6', seven: '7', eight: '8', nine: '9', ten: '10',
+  eleven: '11', twelve: '12', thirteen: '13', fourteen: '14', fifteen: '15', sixteen: '16', seventeen: '17', eighteen: '18',
+  nineteen: '19', twenty: '20', thirty: '30', forty: '40', fifty: '50', sixty: '60', seventy: '70', eighty: '80', ninety: '90',
+  hundred: '100', thousand: '1000', million: '1000000', billion: '1000000000', dozen: '12', half: '1/2', twice: '2x',
+  first: '1st', second: '2nd', third: '3rd', fourth: '4th', fifth: '5th', sixth: '6th', seventh: '7th', eighth: '8th',
+  ninth: '9th', tenth: '10th', once: '1x', single: '1', double: '2x', triple: '3x', both: '2',
+};
+
+/** Negation cues, normalised: "don't", "do not" and "cannot" are all "not". */
+const NEGATIONS: Record<string, string> = {
+  not: 'not', no: 'no', never: 'never', none: 'none', nothing: 'nothing', nobody: 'nobody', nowhere: 'nowhere',
+  neither: 'neither', nor: 'nor', without: 'without', cannot: 'not', except: 'except', excluding: 'except', unless: 'unless',
+};
+
+const URL_PATTERN = /\b(?:https?:\/\/|www\.)[^\s<>"'`)]+/giu;
+const QUOTE_PATTERN = /"([^"]+)"|“([^”]+)”|`([^`]+)`|(?<![\p{L}\p{N}])'([^']+)'(?![\p{L}\p{N}])/gu;
+const FILE_PATTERN = /(?<![\p{L}\p{N}_./-])[\w-]+(?:\.[\w-]+)*\.[A-Za-z][A-Za-z0-9]{0,5}(?![\p{L}\p{N}_])/gu;
+const NUMBER_PATTERN = /[-+]?\d+(?:[.,:/]\d+)*%?/gu;
+const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
+/** camelCase, PascalCase with an inner capital, snake_case, SCREAMING_CASE, a call `name(`, or a dotted path. */
+const IDENTIFIER_PATTERN = /\b(?:[a-z]+[A-Z][\w]*|[A-Z][a-z0-9]+[A-Z][\w]*|\w+_\w+|[A-Za-z_]\w*(?=\()|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?=\())/gu;
+const SENTENCE_START = /(?:^|[.!?:;]\s+|\n\s*)$/u;
+
+export function factsOf(text: string): PromptFacts {
+  const urls = [...text.matchAll(URL_PATTERN)].map((m) => m[0].replace(/[.,;:!?]+$/u, '').toLowerCase());
+  const withoutUrls = text.replace(URL_PATTERN, ' ');
+  const quotes = [...withoutUrls.matchAll(QUOTE_PATTERN)].map((m) => (m[1] ?? m[2] ?? m[3] ?? m[4] ?? '').trim());
+  const files = [...withoutUrls.matchAll(FILE_PATTERN)].map((m) => m[0].toLowerCase()).filter((f) => !/^\d+(\.\d+)*$/u.test(f));
+  const identifiers = [...withoutUrls.matchAll(IDENTIFIER_PATTERN)].map((m) => m[0]);
+  const numbers = [...withoutUrls.matchAll(NUMBER_PATTERN)].map((m) => normaliseNumber(m[0]));
+  const negations: string[] = [];
+  const entities: string[] = [];
+  const words = new Set<string>();
+  for (const match of withoutUrls.matchAll(WORD_PATTERN)) {
+    const word = match[0];
+    const lower = word.toLowerCase().replace(/’/gu, "'");
+    words.add(lower);
+    const asNumber = NUMBER_WORDS[lower];
+    if (asNumber !== undefined) numbers.push(asNumber);
+    if (lower.endsWith("n't")) negations.push('not');
+    else if (NEGATIONS[lower] !== undefined) negations.push(NEGATIONS[lower]);
+    if (/^\p{Lu}/u.test(word) && !SENTENCE_START.test(withoutUrls.slice(0, match.index)) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
+  }
+  return {
+    length: text.trim().length,
+    numbers: numbers.sort(), quotes: quotes.sort(), urls: urls.sort(), files: files.sort(), identifiers: identifiers.sort(),
+    entities: entities.sort(), negations: negations.sort(), words,
+  };
+}
+
+/** The first guard the pair fails, or undefined when the candidate may be served. */
+export function failedGuard(request: PromptFacts, candidate: PromptFacts): GuardName | undefined {
+  const shorter = Math.min(request.length, candidate.length);
+  const longer = Math.max(request.length, candidate.length);
+  if (longer > 0 && shorter / longer < MIN_LENGTH_RATIO) return 'length';
+  if (!sameList(request.numbers, candidate.numbers)) return 'numbers';
+  if (!sameList(request.quotes, candidate.quotes)) return 'quotes';
+  if (!sameList(request.urls, candidate.urls)) return 'urls';
+  if (!sameList(request.files, candidate.files)) return 'files';
+  if (!sameList(request.identifiers, candidate.identifiers)) return 'identifiers';
+  if (!request.entities.every((e) => candidate.words.has(e)) || !candidate.entities.every((e) => request.words.has(e))) return 'entities';
+  if (!sameList(request.negations, candidate.negations)) return 'negation';
+  return undefined;
+}
+
+function normaliseNumber(text: string): string {
+  // 1,000 and 1000 are one number; a leading + changes nothing.
+  return text.replace(/^\+/u, '').replace(/(\d),(\d{3})(?!\d)/gu, '$1$2');
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

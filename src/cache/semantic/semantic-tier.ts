@@ -1,0 +1,185 @@
+// The semantic tier: after an exact miss, a chat request whose last user message is close enough to one already
+// answered in the same partition is answered with that entry. The partition (tenant, namespace, route, and the
+// canonical body without its last message: model, every parameter, tools, response format, system prompt, earlier
+// turns) must match exactly; only the last user message is compared by vector, and the guards must pass. A candidate
+// is served only if its exact entry is still there. Every failure (embedder, index, store) fails open: a miss.
+import { createHash } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Metrics } from '../../metrics/catalog.js';
+import { isRecord, type JsonObject } from '../../openai/wire.js';
+import type { ExactTier } from '../exact-tier.js';
+import { canonicalBody, KEY_VERSION } from '../key.js';
+import type { CachePolicy } from '../policy.js';
+import type { CacheEntry } from '../store.js';
+import type { EmbedContext, Embedder } from './embedder.js';
+import { factsOf, failedGuard, type PromptFacts } from './guards.js';
+import type { VectorIndex } from './vector-index.js';
+
+/** Where inserts go besides the local index (the Redis feed, shared with other instances). */
+export interface InsertSink {
+  publish(vector: Float32Array, partition: string, exactKey: string, text: string): void;
+}
+
+export interface SemanticSettings {
+  threshold: number;
+  maxTurns: number;
+}
+
+export interface SemanticTierDeps {
+  exact: ExactTier;
+  index: VectorIndex;
+  embedder: Embedder;
+  metrics: Metrics;
+  log: FastifyBaseLogger;
+  settings: SemanticSettings;
+  sink?: InsertSink | undefined;
+  now?: () => number;
+}
+
+/** A request the tier can work with: its partition and last user message, and that message's vector (embedding). */
+export interface Probe {
+  partition: string;
+  text: string;
+  facts: PromptFacts;
+  /** Undefined when the embedder failed (already counted and logged). */
+  vector: Promise<Float32Array | undefined>;
+}
+
+export type SemanticLookup =
+  | { outcome: 'hit'; entry: CacheEntry; similarity: number; exactKey: string }
+  | { outcome: 'miss' };
+
+export interface ProbeParts {
+  tenant: string;
+  namespace: string;
+  body: JsonObject;
+}
+
+const PARTITION_VERSION = `${KEY_VERSION}/semantic-v1`;
+const WARNING_INTERVAL_MS = 10_000;
+/** Roles that set up a conversation rather than take a turn in it. */
+const SETUP_ROLES = new Set(['system', 'developer']);
+
+export class SemanticTier {
+  private readonly now: () => number;
+  private lastWarningAt = 0;
+
+  constructor(private readonly deps: SemanticTierDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** The embedder calls the upstream: probes need the client's credentials. */
+  get embedsUpstream(): boolean {
+    return this.deps.embedder.name === 'upstream';
+  }
+
+  get threshold(): number {
+    return this.deps.settings.threshold;
+  }
+
+  /**
+   * The probe of a chat request, with its embedding started; undefined when the tier does not apply: the last
+   * message is not the user's, holds more than text, or the conversation is longer than `max_turns`.
+   */
+  probe(parts: ProbeParts, context?: EmbedContext): Probe | undefined {
+    const messages = parts.body.messages;
+    if (!Array.isArray(messages) || messages.length === 0) return this.skip();
+    const turns = messages.filter((m) => !(isRecord(m) && typeof m.role === 'string' && SETUP_ROLES.has(m.role))).length;
+    if (turns > this.deps.settings.maxTurns) return this.skip();
+    const last = messages[messages.length - 1];
+    if (!isRecord(last) || last.role !== 'user') return this.skip();
+    const text = textOf(last.content);
+    if (text === undefined || text.trim() === '') return this.skip();
+
+    const partition = createHash('sha256').update(PARTITION_VERSION).update('\0').update('chat.completions').update('\0')
+      .update(parts.tenant).update('\0').update(parts.namespace).update('\0')
+      .update(canonicalBody('chat.completions', { ...parts.body, messages: messages.slice(0, -1) })).digest('base64');
+    const vector = this.deps.embedder.embed([text], context).then(
+      (vectors) => vectors[0],
+      (err: unknown) => {
+        this.fail('embed', err, 'semantic embedder failed; the request goes on without the semantic tier');
+        return undefined;
+      },
+    );
+    return { partition, text, facts: factsOf(text), vector };
+  }
+
+  /** The best candidate of the probe's partition at or above `threshold` that passes the guards and is still stored. */
+  async lookup(probe: Probe, policy: CachePolicy, threshold: number): Promise<SemanticLookup> {
+    const { index, exact, metrics } = this.deps;
+    const vector = await probe.vector;
+    if (vector === undefined) return this.result('error');
+    let candidates;
+    try {
+      candidates = index.search(probe.partition, vector, threshold);
+    } catch (err) {
+      this.fail('index', err, 'semantic index search failed; the request goes on without the semantic tier');
+      return this.result('error');
+    }
+    let result: 'miss' | 'guarded' | 'expired' = 'miss';
+    for (const candidate of candidates) {
+      const guard = failedGuard(probe.facts, factsOf(candidate.meta.text));
+      if (guard !== undefined) {
+        metrics.semanticGuardRejection(guard);
+        if (result === 'miss') result = 'guarded';
+        continue;
+      }
+      const found = await exact.lookup(candidate.meta.exactKey, policy, { counted: false });
+      if (found.outcome === 'hit') {
+        metrics.semanticLookup('hit');
+        metrics.semanticSimilarity(candidate.similarity);
+        return { outcome: 'hit', entry: found.entry, similarity: candidate.similarity, exactKey: candidate.meta.exactKey };
+      }
+      // Expired or purged: never served, and its vector goes now. Too old for this request's max-age: kept.
+      if (found.outcome === 'miss') {
+        index.remove(candidate.label);
+        result = 'expired';
+      }
+      if (found.outcome === 'error') return this.result('error');
+    }
+    return this.result(result);
+  }
+
+  /** Indexes the probe's message for the entry just stored under `exactKey` (and publishes it to other instances). */
+  async insert(probe: Probe, exactKey: string): Promise<void> {
+    const vector = await probe.vector;
+    if (vector === undefined) return;
+    try {
+      this.deps.index.add(vector, { partition: probe.partition, exactKey, text: probe.text });
+    } catch (err) {
+      this.fail('index', err, 'semantic index insert failed; the entry is served by the exact tier only');
+      return;
+    }
+    this.deps.sink?.publish(vector, probe.partition, exactKey, probe.text);
+  }
+
+  private skip(): undefined {
+    this.deps.metrics.semanticLookup('skipped');
+    return undefined;
+  }
+
+  private result(result: 'miss' | 'guarded' | 'expired' | 'error'): SemanticLookup {
+    this.deps.metrics.semanticLookup(result);
+    return { outcome: 'miss' };
+  }
+
+  private fail(stage: 'embed' | 'index', err: unknown, message: string): void {
+    this.deps.metrics.semanticError(stage);
+    const now = this.now();
+    if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;
+    this.lastWarningAt = now;
+    this.deps.log.warn({ err, stage }, message);
+  }
+}
+
+/** The text of a message's content: a string, or text parts joined; undefined when it holds anything but text. */
+function textOf(content: unknown): string | undefined {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return undefined;
+  const texts: string[] = [];
+  for (const part of content) {
+    if (!isRecord(part) || part.type !== 'text' || typeof part.text !== 'string') return undefined;
+    texts.push(part.text);
+  }
+  return texts.join('\n');
+}

@@ -1,0 +1,179 @@
+// The in-process vector index of the semantic tier: one small index per partition (tenant, namespace, model,
+// parameters, system prompt, earlier turns), so a lookup only ever sees vectors of its own partition.
+//
+// Why per partition and not one global index filtered after search: a global top-k can be crowded out by other
+// partitions' vectors (many tenants asking the same thing), silently missing the one that matters. Per partition the
+// answer is exact for the partition. Most partitions hold a handful of vectors, where a linear scan over a flat array
+// is exact and faster than any graph; a partition that grows past FLAT_LIMIT moves into its own usearch HNSW index
+// (cosine), measured in docs/SEMANTIC.md (npm run bench:semantic).
+import usearch from 'usearch';
+import { cosine } from './embedder.js';
+
+const { Index, MetricKind, ScalarKind } = usearch;
+type HnswIndex = InstanceType<typeof Index>;
+
+/** Below this many vectors a partition is scanned linearly; at it, it moves into an HNSW graph. */
+export const FLAT_LIMIT = 512;
+/** HNSW: neighbours per node, and the breadth of the search when adding and when querying. */
+const CONNECTIVITY = 16;
+const EXPANSION_ADD = 64;
+const EXPANSION_SEARCH = 32;
+/** Candidates returned per lookup: the best, and a few runners-up in case the best fails a guard or has expired. */
+const CANDIDATES = 3;
+
+/** What is kept per vector: enough to find and check its entry. */
+export interface VectorMeta {
+  partition: string;
+  /** The exact tier's key of the entry this vector stands for. */
+  exactKey: string;
+  /** The last user message that was embedded; the guards compare it with the request's. */
+  text: string;
+}
+
+export interface Candidate {
+  label: number;
+  similarity: number;
+  meta: VectorMeta;
+}
+
+class Partition {
+  labels: number[] = [];
+  vectors: Float32Array[] = [];
+  hnsw: HnswIndex | undefined;
+  size = 0;
+}
+
+export class VectorIndex {
+  private readonly partitions = new Map<string, Partition>();
+  /** Every vector by label, in insertion order: the first is the oldest, evicted first past maxVectors. */
+  private readonly metas = new Map<number, VectorMeta>();
+  private readonly labelByKey = new Map<string, number>();
+  private nextLabel = 1;
+  private textBytes = 0;
+
+  constructor(
+    readonly dimensions: number,
+    private readonly maxVectors: number,
+  ) {}
+
+  get size(): number {
+    return this.metas.size;
+  }
+
+  /**
+   * Adds a vector for an entry; an older vector of the same entry is replaced. Returns false for a vector of the
+   * wrong length (another embedder's, from Redis).
+   */
+  add(vector: Float32Array, meta: VectorMeta): boolean {
+    if (vector.length !== this.dimensions) return false;
+    const previous = this.labelByKey.get(meta.exactKey);
+    if (previous !== undefined) this.remove(previous);
+    while (this.metas.size >= this.maxVectors) {
+      const oldest = this.metas.keys().next().value;
+      if (oldest === undefined) break;
+      this.remove(oldest);
+    }
+    const label = this.nextLabel++;
+    let partition = this.partitions.get(meta.partition);
+    if (partition === undefined) {
+      partition = new Partition();
+      this.partitions.set(meta.partition, partition);
+    }
+    if (partition.hnsw !== undefined) {
+      partition.hnsw.add(BigInt(label), vector);
+    } else {
+      partition.labels.push(label);
+      partition.vectors.push(vector);
+      if (partition.labels.length >= FLAT_LIMIT) this.promote(partition);
+    }
+    partition.size++;
+    this.metas.set(label, meta);
+    this.labelByKey.set(meta.exactKey, label);
+    this.textBytes += meta.text.length * 2 + meta.exactKey.length * 2 + meta.partition.length * 2;
+    return true;
+  }
+
+  /** The best few vectors of the partition at or above `minSimilarity`, best first. */
+  search(partitionKey: string, vector: Float32Array, minSimilarity: number): Candidate[] {
+    const partition = this.partitions.get(partitionKey);
+    if (partition === undefined || partition.size === 0) return [];
+    const found: Candidate[] = [];
+    if (partition.hnsw === undefined) {
+      for (let i = 0; i < partition.labels.length; i++) {
+        const similarity = cosine(vector, partition.vectors[i]!);
+        if (similarity >= minSimilarity) found.push({ label: partition.labels[i]!, similarity, meta: this.metas.get(partition.labels[i]!)! });
+      }
+      found.sort((a, b) => b.similarity - a.similarity);
+      return found.slice(0, CANDIDATES);
+    }
+    const matches = partition.hnsw.search(vector, CANDIDATES, 0);
+    for (let i = 0; i < matches.keys.length; i++) {
+      const label = Number(matches.keys[i]);
+      const meta = this.metas.get(label);
+      // usearch's cosine distance is 1 - similarity.
+      const similarity = 1 - matches.distances[i]!;
+      if (meta !== undefined && similarity >= minSimilarity) found.push({ label, similarity, meta });
+    }
+    return found;
+  }
+
+  remove(label: number): void {
+    const meta = this.metas.get(label);
+    if (meta === undefined) return;
+    this.metas.delete(label);
+    if (this.labelByKey.get(meta.exactKey) === label) this.labelByKey.delete(meta.exactKey);
+    this.textBytes -= meta.text.length * 2 + meta.exactKey.length * 2 + meta.partition.length * 2;
+    const partition = this.partitions.get(meta.partition);
+    if (partition === undefined) return;
+    partition.size--;
+    if (partition.hnsw !== undefined) {
+      partition.hnsw.remove(BigInt(label));
+    } else {
+      const at = partition.labels.indexOf(label);
+      if (at >= 0) {
+        partition.labels.splice(at, 1);
+        partition.vectors.splice(at, 1);
+      }
+    }
+    if (partition.size === 0) this.partitions.delete(meta.partition);
+  }
+
+  /** Drops the vector of an entry, if there is one (its entry was found expired or purged). */
+  removeKey(exactKey: string): void {
+    const label = this.labelByKey.get(exactKey);
+    if (label !== undefined) this.remove(label);
+  }
+
+  clear(): void {
+    this.partitions.clear();
+    this.metas.clear();
+    this.labelByKey.clear();
+    this.textBytes = 0;
+  }
+
+  /**
+   * Bytes held, estimated: each vector's floats, its metadata strings, and for HNSW partitions the graph's links
+   * (about 2 × connectivity 4-byte neighbours on the base layer plus usearch's per-node header).
+   */
+  bytes(): number {
+    let hnswNodes = 0;
+    for (const partition of this.partitions.values()) if (partition.hnsw !== undefined) hnswNodes += partition.size;
+    const perVector = this.dimensions * 4 + 64;
+    return this.metas.size * perVector + this.textBytes + hnswNodes * (CONNECTIVITY * 2 * 4 + 32);
+  }
+
+  /** A partition at FLAT_LIMIT moves into its own HNSW graph; its flat arrays are freed. */
+  private promote(partition: Partition): void {
+    const hnsw = new Index({
+      metric: MetricKind.Cos, quantization: ScalarKind.F32, multi: false, dimensions: this.dimensions,
+      connectivity: CONNECTIVITY, expansion_add: EXPANSION_ADD, expansion_search: EXPANSION_SEARCH,
+    });
+    const keys = BigUint64Array.from(partition.labels.map(BigInt));
+    const flat = new Float32Array(partition.labels.length * this.dimensions);
+    partition.vectors.forEach((vector, i) => flat.set(vector, i * this.dimensions));
+    hnsw.add(keys, flat);
+    partition.hnsw = hnsw;
+    partition.labels = [];
+    partition.vectors = [];
+  }
+}

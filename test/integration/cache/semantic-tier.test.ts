@@ -1,0 +1,254 @@
+// The semantic tier as a user sees it through the official SDK: near-repeats of the last user message are answered
+// from the cache (SEMANTIC), never across partitions, never past the guards, never from an entry that is gone.
+import OpenAI from 'openai';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { MockUpstream } from '../../../loadtest/mock-upstream.js';
+import { sample, scrape } from '../../support/metrics.js';
+import { startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
+
+let pair: RecallWithMock;
+let mock: MockUpstream;
+let recall: RunningRecall;
+let sdk: OpenAI;
+let run = 0;
+
+const upstreamChats = () => mock.stats().byRoute['POST /v1/chat/completions'] ?? 0;
+
+/**
+ * A question nobody asked before in this run (its number sets it apart: the numbers guard never lets two of them
+ * match), and a surface variant of it (case, punctuation, spacing).
+ */
+function question(): { original: string; variant: string } {
+  run++;
+  return {
+    original: `How do I keep my sourdough starter alive during a trip of ${run} days?`,
+    variant: `how do i keep my sourdough  starter alive during a trip of ${run} days`,
+  };
+}
+
+function chat(content: string, extra: Partial<OpenAI.Chat.ChatCompletionCreateParamsNonStreaming> = {}): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming {
+  return { model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra };
+}
+
+beforeAll(async () => {
+  pair = await startRecallWithMock({ 'admin.token': 'admin-secret' });
+  ({ mock, recall, sdk } = pair);
+});
+afterAll(() => pair.close());
+beforeEach(() => mock.reset());
+
+describe('near-repeats', () => {
+  it('a surface variant is a SEMANTIC hit with the stored answer, its similarity and no upstream call', async () => {
+    const { original, variant } = question();
+    const first = await sdk.chat.completions.create(chat(original)).withResponse();
+    const second = await sdk.chat.completions.create(chat(variant)).withResponse();
+    expect(first.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(second.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    const similarity = Number(second.response.headers.get('x-recall-similarity'));
+    expect(similarity).toBeGreaterThan(0.9);
+    expect(similarity).toBeLessThanOrEqual(1);
+    expect(second.response.headers.get('cache-status')).toMatch(/^recall; hit; ttl=\d+; detail="semantic similarity=[01]\.\d{4}"$/);
+    expect(second.response.headers.get('age')).not.toBeNull();
+    expect(second.data).toEqual(first.data);
+    expect(upstreamChats()).toBe(1);
+  });
+
+  it('a streaming near-repeat gets the stored answer as server-sent events', async () => {
+    const { original, variant } = question();
+    const first = await sdk.chat.completions.create(chat(original));
+    const { data: stream, response } = await sdk.chat.completions.create({ ...chat(variant), stream: true }).withResponse();
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(text).toBe(first.choices[0]?.message.content);
+    expect(upstreamChats()).toBe(1);
+  });
+
+  it('an entry stored from a stream serves a plain near-repeat', async () => {
+    const { original, variant } = question();
+    const stream = await sdk.chat.completions.create({ ...chat(original), stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    const second = await sdk.chat.completions.create(chat(variant)).withResponse();
+    expect(second.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    expect(second.data.choices[0]?.message.content).toBe(text);
+  });
+
+  it('counts hits and similarities and reports the index size', async () => {
+    const before = await scrape(recall.url);
+    const { original, variant } = question();
+    await sdk.chat.completions.create(chat(original));
+    await sdk.chat.completions.create(chat(variant));
+    const after = await scrape(recall.url);
+    expect(sample(after, 'recall_semantic_lookups_total', { result: 'hit' }) - sample(before, 'recall_semantic_lookups_total', { result: 'hit' })).toBe(1);
+    expect(sample(after, 'recall_semantic_similarity_count') - sample(before, 'recall_semantic_similarity_count')).toBe(1);
+    expect(sample(after, 'recall_semantic_vectors')).toBeGreaterThan(0);
+    expect(sample(after, 'recall_semantic_index_bytes')).toBeGreaterThan(0);
+    expect(sample(after, 'recall_requests_total', { cache: 'SEMANTIC' })).toBeGreaterThan(0);
+  });
+});
+
+describe('partitions: everything but the last user message must match exactly', () => {
+  const variations: [string, (content: string) => OpenAI.Chat.ChatCompletionCreateParamsNonStreaming][] = [
+    ['model', (c) => chat(c, { model: 'gpt-4o' })],
+    ['temperature', (c) => chat(c, { temperature: 0.3 })],
+    ['system prompt', (c) => ({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Answer in French.' }, { role: 'user', content: c }] })],
+    ['earlier turn', (c) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: c }] })],
+    ['tool list', (c) => chat(c, { tools: [{ type: 'function', function: { name: 'lookup_weather', parameters: { type: 'object', properties: {} } } }] })],
+    ['response format', (c) => chat(c, { response_format: { type: 'json_object' } })],
+  ];
+  for (const [what, variantOf] of variations) {
+    it(`a different ${what} never hits`, async () => {
+      const { original, variant } = question();
+      await sdk.chat.completions.create(chat(original));
+      const second = await sdk.chat.completions.create(variantOf(variant)).withResponse();
+      expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
+      expect(upstreamChats()).toBe(2);
+    });
+  }
+
+  it('another tenant never hits; the same tenant does', async () => {
+    const { original, variant } = question();
+    await recall.client({ apiKey: 'sk-semantic-one' }).chat.completions.create(chat(original));
+    const other = await recall.client({ apiKey: 'sk-semantic-two' }).chat.completions.create(chat(variant)).withResponse();
+    const same = await recall.client({ apiKey: 'sk-semantic-one' }).chat.completions.create(chat(variant)).withResponse();
+    expect(other.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(same.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+  });
+
+  it('another namespace never hits', async () => {
+    const { original, variant } = question();
+    await sdk.chat.completions.create(chat(original));
+    const other = await recall.client({ defaultHeaders: { 'x-recall-namespace': 'semantic-elsewhere' } }).chat.completions.create(chat(variant)).withResponse();
+    expect(other.response.headers.get('x-recall-cache')).toBe('MISS');
+  });
+});
+
+describe('guards', () => {
+  it('"What is 2+2?" never hits "What is 2+3?", even at a low threshold', async () => {
+    const low = recall.client({ defaultHeaders: { 'x-recall-semantic': '0.5' } });
+    await low.chat.completions.create(chat('What is 2+2?'));
+    const other = await low.chat.completions.create(chat('What is 2+3?')).withResponse();
+    expect(other.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(upstreamChats()).toBe(2);
+    expect(sample(await scrape(recall.url), 'recall_semantic_guard_rejections_total', { guard: 'numbers' })).toBeGreaterThan(0);
+  });
+
+  it('a changed name, file or negation never hits, even at a low threshold', async () => {
+    const low = recall.client({ defaultHeaders: { 'x-recall-semantic': '0.5' } });
+    const pairs = [
+      ['Write a short poem about Lisbon for my mother.', 'Write a short poem about Madrid for my mother.'],
+      ['Explain what the file settings.yaml does in this project.', 'Explain what the file settings.json does in this project.'],
+      ['Should I use tabs for indentation in Go code?', 'Should I not use tabs for indentation in Go code?'],
+    ] as const;
+    for (const [stored, asked] of pairs) {
+      await low.chat.completions.create(chat(stored));
+      const other = await low.chat.completions.create(chat(asked)).withResponse();
+      expect(other.response.headers.get('x-recall-cache'), asked).toBe('MISS');
+    }
+  });
+});
+
+describe('X-Recall-Semantic', () => {
+  it('off skips the semantic tier; the answer is still indexed for later near-repeats', async () => {
+    const { original, variant } = question();
+    const off = recall.client({ defaultHeaders: { 'x-recall-semantic': 'off' } });
+    await off.chat.completions.create(chat(original));
+    const skipped = await off.chat.completions.create(chat(variant)).withResponse();
+    expect(skipped.response.headers.get('x-recall-cache')).toBe('MISS');
+    const variant2 = `${variant}!`;
+    const served = await sdk.chat.completions.create(chat(variant2)).withResponse();
+    expect(served.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+  });
+
+  it('a threshold given per request replaces the configured one', async () => {
+    const { original } = question();
+    await sdk.chat.completions.create(chat(original));
+    const reworded = `Please tell me: ${original}`;
+    const strict = await recall.client({ defaultHeaders: { 'x-recall-semantic': '1' } }).chat.completions.create(chat(reworded)).withResponse();
+    expect(strict.response.headers.get('x-recall-cache')).toBe('MISS');
+    const loose = await recall.client({ defaultHeaders: { 'x-recall-semantic': '0.6' } }).chat.completions.create(chat(`Tell me, ${original}`)).withResponse();
+    expect(loose.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    expect(Number(loose.response.headers.get('x-recall-similarity'))).toBeLessThan(1);
+  });
+
+  it('a bad value is a 400 naming the header, before anything goes upstream', async () => {
+    const bad = recall.client({ defaultHeaders: { 'x-recall-semantic': 'sometimes' } });
+    const error = await bad.chat.completions.create(chat('anything at all')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('invalid_header');
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('X-Recall-Semantic');
+    expect(mock.stats().requests).toBe(0);
+  });
+});
+
+describe('entries that are gone', () => {
+  it('an expired entry is never served', async () => {
+    const { original, variant } = question();
+    await recall.client({ defaultHeaders: { 'x-recall-ttl': '1' } }).chat.completions.create(chat(original));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const later = await sdk.chat.completions.create(chat(variant)).withResponse();
+    expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(upstreamChats()).toBe(2);
+  });
+
+  it('a purged entry is never served', async () => {
+    const { original, variant } = question();
+    const first = await sdk.chat.completions.create(chat(original)).withResponse();
+    const purge = await fetch(`${recall.url}/recall/admin/purge`, {
+      method: 'POST', headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' },
+      body: JSON.stringify({ key: first.response.headers.get('x-recall-key') }),
+    });
+    expect(await purge.json()).toEqual({ purged: 1 });
+    const later = await sdk.chat.completions.create(chat(variant)).withResponse();
+    expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
+  });
+});
+
+describe('the upstream embedder', () => {
+  let upstreamPair: RecallWithMock;
+  beforeAll(async () => {
+    upstreamPair = await startRecallWithMock({ 'semantic.embedder': 'upstream', 'semantic.upstream_model': 'text-embedding-3-small', 'semantic.dimensions': 64 });
+  });
+  afterAll(() => upstreamPair.close());
+  beforeEach(() => upstreamPair.mock.reset());
+
+  it("embeds the last user message upstream with the configured model and the client's key, once per text", async () => {
+    const { original } = question();
+    await upstreamPair.sdk.chat.completions.create(chat(original));
+    await upstreamPair.sdk.chat.completions.create(chat(original), { headers: { 'cache-control': 'no-cache' } });
+    const embeddingCalls = upstreamPair.mock.requests().filter((r) => r.path === '/v1/embeddings');
+    expect(embeddingCalls).toHaveLength(1);
+    expect(JSON.parse(embeddingCalls[0]!.body)).toMatchObject({ model: 'text-embedding-3-small', input: [original], dimensions: 64 });
+    expect(embeddingCalls[0]!.headers.authorization).toBe('Bearer sk-test-client-key-000');
+  });
+
+  it('fails open: the embedder failing leaves the request a MISS that succeeds, counted and logged', async () => {
+    const before = sample(await scrape(upstreamPair.recall.url), 'recall_semantic_errors_total', { stage: 'embed' });
+    const { original } = question();
+    upstreamPair.mock.failNext('500');
+    const answer = await upstreamPair.sdk.chat.completions.create(chat(original)).withResponse();
+    expect(answer.response.status).toBe(200);
+    expect(answer.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(answer.data.choices[0]?.message.content).toBeTruthy();
+    const after = sample(await scrape(upstreamPair.recall.url), 'recall_semantic_errors_total', { stage: 'embed' });
+    expect(after - before).toBe(1);
+    expect(upstreamPair.recall.logText()).toContain('semantic embedder failed');
+  });
+});
+
+describe('semantic.enabled: false', () => {
+  it('answers near-repeats from the upstream and reports an empty index', async () => {
+    const off = await startRecallWithMock({ 'semantic.enabled': false });
+    try {
+      const { original, variant } = question();
+      await off.sdk.chat.completions.create(chat(original));
+      const second = await off.sdk.chat.completions.create(chat(variant)).withResponse();
+      expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
+      expect(sample(await scrape(off.recall.url), 'recall_semantic_vectors')).toBe(0);
+    } finally {
+      await off.close();
+    }
+  });
+});
