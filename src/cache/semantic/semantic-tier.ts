@@ -57,6 +57,12 @@ export interface ProbeParts {
 
 const PARTITION_VERSION = `${KEY_VERSION}/semantic-v1`;
 const WARNING_INTERVAL_MS = 10_000;
+/**
+ * Longest wait for a request's embedding (the upstream embedder is a network call): past it the lookup fails open,
+ * and the insert of a stored answer goes on in the background instead of holding the answer back.
+ */
+export const EMBED_BUDGET_MS = 2_000;
+const LATE = Symbol('late');
 /** Roles that set up a conversation rather than take a turn in it. */
 const SETUP_ROLES = new Set(['system', 'developer']);
 
@@ -107,8 +113,9 @@ export class SemanticTier {
   /** The best candidate of the probe's partition at or above `threshold` that passes the guards and is still stored. */
   async lookup(probe: Probe, policy: CachePolicy, threshold: number): Promise<SemanticLookup> {
     const { index, exact, metrics } = this.deps;
-    const vector = await probe.vector;
-    if (vector === undefined) return this.result('error');
+    const vector = await withinBudget(probe.vector);
+    if (vector === LATE) this.fail('embed', new Error(`no embedding within ${EMBED_BUDGET_MS} ms`), 'semantic embedder too slow; the request goes on without the semantic tier');
+    if (vector === undefined || vector === LATE) return this.result('error');
     let candidates;
     try {
       candidates = index.search(probe.partition, vector, threshold);
@@ -142,8 +149,15 @@ export class SemanticTier {
 
   /** Indexes the probe's message for the entry just stored under `exactKey` (and publishes it to other instances). */
   async insert(probe: Probe, exactKey: string): Promise<void> {
-    const vector = await probe.vector;
-    if (vector === undefined) return;
+    const vector = await withinBudget(probe.vector);
+    if (vector === LATE) {
+      void probe.vector.then((late) => late !== undefined && this.add(late, probe, exactKey));
+      return;
+    }
+    if (vector !== undefined) this.add(vector, probe, exactKey);
+  }
+
+  private add(vector: Float32Array, probe: Probe, exactKey: string): void {
     try {
       this.deps.index.add(vector, { partition: probe.partition, exactKey, text: probe.text });
     } catch (err) {
@@ -169,6 +183,20 @@ export class SemanticTier {
     if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;
     this.lastWarningAt = now;
     this.deps.log.warn({ err, stage }, message);
+  }
+}
+
+/** The promise's value, or LATE when it takes longer than EMBED_BUDGET_MS. */
+async function withinBudget<T>(promise: Promise<T>): Promise<T | typeof LATE> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof LATE>((resolve) => {
+    timer = setTimeout(() => resolve(LATE), EMBED_BUDGET_MS);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -236,6 +236,17 @@ describe('the upstream embedder', () => {
     expect(after - before).toBe(1);
     expect(upstreamPair.recall.logText()).toContain('semantic embedder failed');
   });
+
+  it('fails open when the embedder is too slow: the lookup gives up after its budget and the request goes upstream', async () => {
+    const before = sample(await scrape(upstreamPair.recall.url), 'recall_semantic_errors_total', { stage: 'embed' });
+    const { original } = question();
+    // The client's headers go to the embeddings call too, so the mock delays it (and the chat call) by 2.5 s.
+    const answer = await upstreamPair.sdk.chat.completions.create(chat(original), { headers: { 'x-mock-latency-ms': '2500' } }).withResponse();
+    expect(answer.response.status).toBe(200);
+    expect(answer.response.headers.get('x-recall-cache')).toBe('MISS');
+    const after = sample(await scrape(upstreamPair.recall.url), 'recall_semantic_errors_total', { stage: 'embed' });
+    expect(after - before).toBe(1);
+  });
 });
 
 describe('semantic.enabled: false', () => {
