@@ -231,7 +231,9 @@ export class Flight {
     let sent = headers;
     if (member.stream && completion) {
       try {
+        const renderFrom = performance.now();
         payload = renderCompletionStream(this.source.route, body, member.includeUsage);
+        member.request.recall.renderMs += performance.now() - renderFrom;
         sent = { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
       } catch {
         // Not a readable completion after all: every member gets it as the upstream sent it.

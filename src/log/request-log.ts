@@ -54,7 +54,7 @@ function observeRequest(request: FastifyRequest, status: number, metrics: Metric
   }
 }
 
-/** Where a request's time went: queue wait, each tier's lookup, the upstream call itself, and Recall's own rest. */
+/** Where a request's time went: queue wait, each tier's lookup, the upstream call itself, rendering, and the rest. */
 function breakdown(context: RequestContext, durationMs: number): Record<string, unknown> {
   const lookups = context.lookupMs ?? {};
   const lookupTotal = Object.values(lookups).reduce((a, b) => a + b, 0);
@@ -64,8 +64,9 @@ function breakdown(context: RequestContext, durationMs: number): Record<string, 
     queue_ms: round(queue),
     lookup_ms: Object.fromEntries(Object.entries(lookups).map(([tier, ms]) => [tier, round(ms)])),
     upstream_ms: round(upstream),
-    // Parsing, keys, rendering and writing to the client; for a coalesced follower also the wait for the leader.
-    recall_ms: round(Math.max(0, durationMs - queue - upstream - lookupTotal)),
+    render_ms: round(context.renderMs),
+    // Parsing, keys and writing to the client; for a coalesced follower also the wait for the leader.
+    recall_ms: round(Math.max(0, durationMs - queue - upstream - lookupTotal - context.renderMs)),
   };
 }
 

@@ -81,35 +81,27 @@ export class RecentStats {
     this.startedAt = now();
   }
 
+  // Each figure goes into the current slot and the since-start slot; no per-call allocation on the hit path.
   request(outcome: string, durationMs: number): void {
     const bucket = bucketOf(durationMs);
-    for (const slot of this.slots()) {
-      slot.requests.set(outcome, (slot.requests.get(outcome) ?? 0) + 1);
-      let buckets = slot.latency.get(outcome);
-      if (buckets === undefined) slot.latency.set(outcome, (buckets = new Uint32Array(BUCKETS)));
-      buckets[bucket]!++;
-    }
+    addRequest(this.current(), outcome, bucket);
+    addRequest(this.total, outcome, bucket);
   }
 
   lookup(tier: string, hit: boolean): void {
-    for (const slot of this.slots()) {
-      let figures = slot.lookups.get(tier);
-      if (figures === undefined) slot.lookups.set(tier, (figures = { total: 0, hits: 0 }));
-      figures.total++;
-      if (hit) figures.hits++;
-    }
+    addLookup(this.current(), tier, hit);
+    addLookup(this.total, tier, hit);
   }
 
   saved(promptTokens: number, completionTokens: number, usd: number): void {
-    for (const slot of this.slots()) {
-      slot.promptTokens += promptTokens;
-      slot.completionTokens += completionTokens;
-      slot.costUsd += usd;
-    }
+    addSaved(this.current(), promptTokens, completionTokens, usd);
+    addSaved(this.total, promptTokens, completionTokens, usd);
   }
 
   upstreamError(code: string): void {
-    for (const slot of this.slots()) slot.upstreamErrors.set(code, (slot.upstreamErrors.get(code) ?? 0) + 1);
+    const slot = this.current();
+    slot.upstreamErrors.set(code, (slot.upstreamErrors.get(code) ?? 0) + 1);
+    this.total.upstreamErrors.set(code, (this.total.upstreamErrors.get(code) ?? 0) + 1);
   }
 
   window(name: WindowName): WindowFigures {
@@ -170,18 +162,38 @@ export class RecentStats {
     return { step_s: SLOT_MS / 1000, points };
   }
 
-  /** The current ten-second slot (reset when its time comes round again) and the since-start slot. */
-  private slots(): [Slot, Slot] {
+  /** The current ten-second slot, reset when its time comes round again. */
+  private current(): Slot {
     const index = Math.floor(this.now() / SLOT_MS);
     const slot = this.ring[index % SLOTS]!;
     if (slot.index !== index) slot.reset(index);
-    return [slot, this.total];
+    return slot;
   }
 
   private recent(span: number): Slot[] {
     const current = Math.floor(this.now() / SLOT_MS);
     return this.ring.filter((slot) => slot.index > current - span && slot.index <= current);
   }
+}
+
+function addRequest(slot: Slot, outcome: string, bucket: number): void {
+  slot.requests.set(outcome, (slot.requests.get(outcome) ?? 0) + 1);
+  let buckets = slot.latency.get(outcome);
+  if (buckets === undefined) slot.latency.set(outcome, (buckets = new Uint32Array(BUCKETS)));
+  buckets[bucket]!++;
+}
+
+function addLookup(slot: Slot, tier: string, hit: boolean): void {
+  let figures = slot.lookups.get(tier);
+  if (figures === undefined) slot.lookups.set(tier, (figures = { total: 0, hits: 0 }));
+  figures.total++;
+  if (hit) figures.hits++;
+}
+
+function addSaved(slot: Slot, promptTokens: number, completionTokens: number, usd: number): void {
+  slot.promptTokens += promptTokens;
+  slot.completionTokens += completionTokens;
+  slot.costUsd += usd;
 }
 
 function bucketOf(ms: number): number {

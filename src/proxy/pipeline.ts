@@ -80,7 +80,9 @@ export class Pipeline {
       (request.recall.lookupMs ??= {}).exact = lookup.ms;
       if (lookup.outcome === 'hit') {
         try {
+          const renderFrom = performance.now();
           const answer = sendCachedAnswer(reply, lookup.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body) }, this.now());
+          request.recall.renderMs += performance.now() - renderFrom;
           request.recall.cacheOutcome = 'HIT';
           // A rendered stream is sent whole: its first event leaves now.
           if (body.stream === true) markFirstEvent(request.recall);

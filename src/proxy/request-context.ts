@@ -17,6 +17,8 @@ export interface RequestContext {
   queueMs: number;
   /** Time each cache tier's lookup took, by tier; undefined until a tier is looked up. */
   lookupMs: Record<string, number> | undefined;
+  /** Time spent rendering a stored completion into the answer's form (an event stream, or JSON as stored). */
+  renderMs: number;
   /** For a streamed answer: ms from arrival to its first event. */
   firstEventMs: number | undefined;
   /** The first characters of the tenant (itself an HMAC of the API key), for logs; set by the cached routes. */
@@ -38,7 +40,7 @@ export function registerRequestContext(app: FastifyInstance): void {
 
 export function newRequestContext(): RequestContext {
   return {
-    startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0,
+    startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0, renderMs: 0,
     lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined,
   };
 }

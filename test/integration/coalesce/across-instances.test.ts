@@ -35,7 +35,9 @@ beforeEach(() => mock.reset());
 describe('two instances on one Redis', () => {
   it('a burst split over both instances makes one upstream call; every answer is the same', async () => {
     const request = freshChat();
-    const slow = { headers: { 'x-mock-latency-ms': '300' } };
+    // Every request of the burst must arrive before the upstream answers: on two shared cores, with Chromium and
+    // Prometheus tests running alongside, 300 ms was sometimes too short.
+    const slow = { headers: { 'x-mock-latency-ms': '1500' } };
     const answers = await Promise.all(
       Array.from({ length: 40 }, (_, i) => instances[i % 2]!.client().chat.completions.create(request, slow).withResponse()),
     );

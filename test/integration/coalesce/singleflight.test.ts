@@ -36,7 +36,9 @@ beforeEach(() => mock.reset());
 describe('identical requests in flight', () => {
   it('200 concurrent identical requests make exactly one upstream call and get 200 identical answers', async () => {
     const request = freshChat();
-    const slow = { headers: { 'x-mock-latency-ms': '300' } };
+    // Every request of the burst must arrive before the upstream answers: on two shared cores, with Chromium and
+    // Prometheus tests running alongside, 300 ms was sometimes too short.
+    const slow = { headers: { 'x-mock-latency-ms': '1500' } };
     const answers = await Promise.all(Array.from({ length: 200 }, () => sdk.chat.completions.create(request, slow).withResponse()));
     expect(upstreamChats()).toBe(1);
     const bodies = new Set(answers.map((a) => JSON.stringify(a.data)));

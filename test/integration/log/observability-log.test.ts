@@ -53,7 +53,7 @@ describe('request log fields', () => {
     expect(line.first_event_ms as number).toBeLessThanOrEqual(line.duration_ms as number);
   });
 
-  it('log a request slower than log.slow_request_ms at warn, with queue, lookup, upstream and Recall times', async () => {
+  it('log a request slower than log.slow_request_ms at warn, with queue, lookup, upstream, render and Recall times', async () => {
     const before = requestLines().length;
     await setup.recall.client({ defaultHeaders: { 'x-mock-latency-ms': '600' } }).chat.completions.create({
       model: 'gpt-4o-mini', messages: [{ role: 'user', content: `slow ${Date.now()}` }],
@@ -61,11 +61,12 @@ describe('request log fields', () => {
     await eventually(() => requestLines().length === before + 1, 'the slow request was logged');
     const line = requestLines().at(-1)!;
     expect(line).toMatchObject({ msg: 'slow request', level: 40, cache: 'MISS', slow_request_ms: 400 });
-    const breakdown = line.breakdown as { queue_ms: number; lookup_ms: { exact: number }; upstream_ms: number; recall_ms: number };
+    const breakdown = line.breakdown as { queue_ms: number; lookup_ms: { exact: number }; upstream_ms: number; render_ms: number; recall_ms: number };
     expect(breakdown.upstream_ms).toBeGreaterThanOrEqual(600);
     expect(typeof breakdown.queue_ms).toBe('number');
     expect(typeof breakdown.lookup_ms.exact).toBe('number');
-    const sum = breakdown.queue_ms + breakdown.lookup_ms.exact + breakdown.upstream_ms + breakdown.recall_ms;
+    expect(breakdown.render_ms).toBe(0);
+    const sum = breakdown.queue_ms + breakdown.lookup_ms.exact + breakdown.upstream_ms + breakdown.render_ms + breakdown.recall_ms;
     expect(sum).toBeCloseTo(line.duration_ms as number, 0);
   });
 });

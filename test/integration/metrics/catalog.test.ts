@@ -2,7 +2,7 @@
 // overhead, lookup durations, requests in flight, upstream errors by code, Redis up, and Node process metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sample, scrape } from '../../support/metrics.js';
-import { eventually, startRecallWithMock, type RecallWithMock } from '../../support/recall.js';
+import { closedPort, eventually, startRecall, startRecallWithMock, type RecallWithMock } from '../../support/recall.js';
 import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
 
 let setup: RecallWithMock;
@@ -60,6 +60,28 @@ describe('metrics catalog', () => {
     const text = await scrape(setup.recall.url);
     expect(sample(text, 'recall_upstream_errors_total', { code: 'status_500' }) - sample(before, 'recall_upstream_errors_total', { code: 'status_500' })).toBe(1);
     expect(sample(text, 'recall_upstream_errors_total', { code: 'status_429' }) - sample(before, 'recall_upstream_errors_total', { code: 'status_429' })).toBe(1);
+  });
+
+  it('counts failures without an answer: a stalled upstream as timeout, a stream cut short as broken_response, a closed port as unreachable', async () => {
+    const stalling = await startRecallWithMock({ 'upstream.retries': 0, 'upstream.headers_timeout_ms': 300 });
+    try {
+      stalling.mock.failNext('stall');
+      await expect(stalling.sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'stall' }] })).rejects.toMatchObject({ status: 504 });
+      stalling.mock.failNext('broken-stream');
+      const stream = await stalling.sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'cut short' }], stream: true });
+      await expect((async () => { for await (const _chunk of stream); })()).rejects.toBeDefined();
+      await eventually(async () => sample(await scrape(stalling.recall.url), 'recall_upstream_errors_total', { code: 'broken_response' }) === 1, 'the broken stream was counted');
+      expect(sample(await scrape(stalling.recall.url), 'recall_upstream_errors_total', { code: 'timeout' })).toBe(1);
+    } finally {
+      await stalling.close();
+    }
+    const nowhere = await startRecall({ 'upstream.url': `http://127.0.0.1:${await closedPort()}/v1`, 'upstream.retries': 0 });
+    try {
+      await expect(nowhere.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'anyone?' }] })).rejects.toMatchObject({ status: 502 });
+      expect(sample(await scrape(nowhere.url), 'recall_upstream_errors_total', { code: 'unreachable' })).toBe(1);
+    } finally {
+      await nowhere.close();
+    }
   });
 
   it('exports Node process metrics, without the misnamed `_total` gauges', async () => {
