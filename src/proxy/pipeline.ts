@@ -8,6 +8,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markForwarded, markHit, type ForwardReason } from '../cache/cache-status.js';
 import { EmbeddingsCache } from '../cache/embeddings.js';
 import type { ExactTier } from '../cache/exact-tier.js';
+import type { CacheEntry } from '../cache/store.js';
+import type { CompletionRoute } from '../openai/assemble.js';
 import type { Coalescer } from '../coalesce/singleflight.js';
 import type { Probe, SemanticTier } from '../cache/semantic/semantic-tier.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
@@ -79,19 +81,8 @@ export class Pipeline {
       const lookup = await this.deps.exact.lookup(key, policy);
       (request.recall.lookupMs ??= {}).exact = lookup.ms;
       if (lookup.outcome === 'hit') {
-        try {
-          const renderFrom = performance.now();
-          const answer = sendCachedAnswer(reply, lookup.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body) }, this.now());
-          request.recall.renderMs += performance.now() - renderFrom;
-          request.recall.cacheOutcome = 'HIT';
-          // A rendered stream is sent whole: its first event leaves now.
-          if (body.stream === true) markFirstEvent(request.recall);
-          this.countSaving(body, lookup.entry.body);
-          return answer;
-        } catch (err) {
-          request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
-          await this.deps.exact.forget(key);
-        }
+        const served = await this.answerFromEntry(request, reply, body, route, lookup.entry, key, undefined);
+        if (served !== undefined) return served.reply;
       }
       reason = lookup.outcome === 'stale' ? 'stale' : 'miss';
     }
@@ -103,17 +94,10 @@ export class Pipeline {
     if (probe !== undefined && policy.read && policy.semantic !== 'off') {
       const found = await this.deps.semantic!.lookup(probe, policy, policy.semantic ?? this.deps.semantic!.threshold);
       if (found.outcome === 'hit') {
-        try {
-          // Its own key: the identical request's entry, stored while this one was looking; an exact hit.
-          const similarity = found.exactKey === key ? undefined : found.similarity;
-          const answer = sendCachedAnswer(reply, found.entry, { route, stream: body.stream === true, includeUsage: includesUsage(body), similarity }, this.now());
-          request.recall.cacheOutcome = similarity === undefined ? 'HIT' : 'SEMANTIC';
-          this.countSaving(body, found.entry.body);
-          return answer;
-        } catch (err) {
-          request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
-          await this.deps.exact.forget(found.exactKey);
-        }
+        // Its own key: the identical request's entry, stored while this one was looking; an exact hit.
+        const similarity = found.exactKey === key ? undefined : found.similarity;
+        const served = await this.answerFromEntry(request, reply, body, route, found.entry, found.exactKey, similarity);
+        if (served !== undefined) return served.reply;
       }
     }
 
@@ -122,6 +106,29 @@ export class Pipeline {
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
     const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
     return this.deps.coalescer.answer({ key, route, policy, member, onStored, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
+  }
+
+  /**
+   * A hit (exact, or semantic with its similarity); undefined when the entry turned out unreadable and was dropped.
+   * The reply comes wrapped: a FastifyReply is a thenable, which an async function would wait on instead of return.
+   */
+  private async answerFromEntry(
+    request: FastifyRequest, reply: FastifyReply, body: JsonObject, route: CompletionRoute, entry: CacheEntry, entryKey: string, similarity: number | undefined,
+  ): Promise<{ reply: FastifyReply } | undefined> {
+    try {
+      const renderFrom = performance.now();
+      const answer = sendCachedAnswer(reply, entry, { route, stream: body.stream === true, includeUsage: includesUsage(body), similarity }, this.now());
+      request.recall.renderMs += performance.now() - renderFrom;
+      request.recall.cacheOutcome = similarity === undefined ? 'HIT' : 'SEMANTIC';
+      // A rendered stream is sent whole: its first event leaves now.
+      if (body.stream === true) markFirstEvent(request.recall);
+      this.countSaving(body, entry.body);
+      return { reply: answer };
+    } catch (err) {
+      request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
+      await this.deps.exact.forget(entryKey);
+      return undefined;
+    }
   }
 
   /** The semantic tier's view of a request that may store (undefined when the tier is off or does not apply). */
