@@ -18,6 +18,7 @@ export const ERROR_CATALOG = {
   invalidHeader: { status: 400, type: 'invalid_request_error', code: 'invalid_header' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   invalidAdminToken: { status: 401, type: 'authentication_error', code: 'invalid_admin_token' },
+  compactionBudgetUnreachable: { status: 400, type: 'invalid_request_error', code: 'compaction_budget_unreachable' },
   entryNotFound: { status: 404, type: 'invalid_request_error', code: 'entry_not_found' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
@@ -93,6 +94,13 @@ export function bodyTooLarge(limitBytes?: number): RecallError {
 
 export function clientClosedRequest(cause?: unknown): RecallError {
   return new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.', null, { cause });
+}
+
+/** Compaction cannot fit the conversation into target_tokens without breaking it. */
+export function budgetUnreachable(targetTokens: number, neededTokens: number, what: string): RecallError {
+  return new RecallError('compactionBudgetUnreachable',
+    `target_tokens ${targetTokens} cannot be met: ${what} already take ${neededTokens} tokens. Raise target_tokens or shorten those messages.`,
+    'target_tokens');
 }
 
 /** Both queue errors ask the client to come back in a second: the queue drains as upstream calls finish. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodingFor, TokenCounter } from '../../src/compaction/tokens.js';
+import { encodingFor, TokenCounter } from '../../../src/compaction/tokens.js';
 
 describe('token counts', () => {
   it('matches the prompt_tokens OpenAI bills for a one-line user message (gpt-4o-mini: 8)', () => {
