@@ -23,6 +23,9 @@ import { Forwarder } from './proxy/forward.js';
 import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
+import { compactRoutes } from './compaction/compact-route.js';
+import { Compactor } from './compaction/compactor.js';
+import { Summarizer } from './compaction/summary.js';
 import { UpstreamClient } from './upstream/client.js';
 import { EmbeddingsBatcher } from './upstream/embeddings-batcher.js';
 import { LocalEmbedder } from './cache/semantic/local-embedder.js';
@@ -70,6 +73,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+  const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction);
   const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, upstreamApiKey: config.upstream.apiKey });
 
   let shuttingDown = false;
@@ -118,6 +122,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
+  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;
 }

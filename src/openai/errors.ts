@@ -26,6 +26,7 @@ export const ERROR_CATALOG = {
   shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
   upstreamQueueFull: { status: 503, type: 'api_error', code: 'upstream_queue_full' },
   upstreamQueueTimeout: { status: 503, type: 'api_error', code: 'upstream_queue_timeout' },
+  compactionSummaryFailed: { status: 502, type: 'api_error', code: 'compaction_summary_failed' },
   upstreamUnreachable: { status: 502, type: 'api_error', code: 'upstream_unreachable' },
   upstreamBrokenResponse: { status: 502, type: 'api_error', code: 'upstream_broken_response' },
   upstreamTimeout: { status: 504, type: 'api_error', code: 'upstream_timeout' },
@@ -101,6 +102,12 @@ export function budgetUnreachable(targetTokens: number, neededTokens: number, wh
   return new RecallError('compactionBudgetUnreachable',
     `target_tokens ${targetTokens} cannot be met: ${what} already take ${neededTokens} tokens. Raise target_tokens or shorten those messages.`,
     'target_tokens');
+}
+
+/** The upstream did not produce a summary; the client's conversation is left as it was. */
+export function summaryFailed(detail: string): RecallError {
+  return new RecallError('compactionSummaryFailed',
+    `The upstream could not summarise the conversation (${detail}); nothing was compacted. Retry, or use strategy truncation.`);
 }
 
 /** Both queue errors ask the client to come back in a second: the queue drains as upstream calls finish. */
