@@ -25,6 +25,7 @@ import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
 import { compactRoutes } from './compaction/compact-route.js';
 import { Compactor } from './compaction/compactor.js';
+import { AutoCompaction } from './compaction/auto-compact.js';
 import { Summarizer } from './compaction/summary.js';
 import { UpstreamClient } from './upstream/client.js';
 import { EmbeddingsBatcher } from './upstream/embeddings-batcher.js';
@@ -74,7 +75,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
   const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, upstreamApiKey: config.upstream.apiKey });
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
+    autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
 
   let shuttingDown = false;
   let closeIdle: NodeJS.Timeout | undefined;
