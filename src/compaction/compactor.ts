@@ -89,7 +89,9 @@ export class Compactor {
       const block = blocks[b]!;
       const part = messages.slice(block.start, block.end);
       const pinned = !block.orphan && part.some((m) => this.pinned.some((p) => p.test(textOf(m))));
-      if (block.instructions || pinned) kept.push(...part);
+      // A summary Recall wrote before is summarised again with the newer messages, not kept beside a new one.
+      const earlierSummary = block.instructions && typeof part[0]!.content === 'string' && part[0]!.content.startsWith(SUMMARY_HEADING);
+      if ((block.instructions && !earlierSummary) || pinned) kept.push(...part);
       else {
         span.push(...part);
         boundaries.push(span.length);

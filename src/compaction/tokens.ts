@@ -29,14 +29,13 @@ export function encodingFor(model: string): EncodingName {
 
 /** Counts the tokens of messages for one model; one per request, so the encoding is looked up once. */
 export class TokenCounter {
+  readonly encoding: EncodingName;
   private readonly count: (text: string) => number;
 
   constructor(readonly model: string) {
     this.encoding = encodingFor(model);
     this.count = COUNTERS[this.encoding];
   }
-
-  readonly encoding: EncodingName;
 
   /** The prompt tokens of a whole conversation, reply priming included. */
   conversation(messages: readonly JsonObject[]): number {

@@ -134,6 +134,20 @@ describe('POST /recall/compact', () => {
     expectToolPairsIntact(second.json.messages);
   });
 
+  it('summarises a conversation it compacted before together with its earlier summary, leaving one summary', async () => {
+    const first = await compact({ model: 'gpt-4o-mini', messages: conversation(6), target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
+    const earlier = first.json.messages[1].content as string;
+    const continued = [...first.json.messages, { role: 'assistant', content: 'Noted.' }, ...conversation(8).slice(1 + 6 * 4)];
+    const second = await compact({ model: 'gpt-4o-mini', messages: continued, target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
+    expect(second.status).toBe(200);
+    const summaries = (second.json.messages as Record<string, any>[]).filter((m) => typeof m.content === 'string' && m.content.startsWith('Summary of the earlier conversation'));
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]!.content).not.toBe(earlier);
+    const transcript = JSON.parse(env.mock.requests().at(-1)!.body).messages[1].content as string;
+    expect(transcript).toContain(earlier);
+    expect(transcript).toContain('Question 6');
+  });
+
   it('hybrid truncates a little over budget and summarises far over it, saying why', async () => {
     const messages = conversation(4);
     const slightly = await compact({ model: 'gpt-4o-mini', messages, target_tokens: 1200, strategy: 'hybrid' });
