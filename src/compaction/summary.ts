@@ -26,7 +26,7 @@ export interface SummaryUsage {
 
 export interface Summary {
   text: string;
-  /** Served from the cache: no upstream call. */
+  /** Served from the cache, or shared with an identical summary being made at the same time: no upstream call of its own. */
   cached: boolean;
   /** Built from a cached summary of an earlier prefix plus the newer messages. */
   incremental: boolean;
@@ -46,6 +46,8 @@ const NO_USAGE: SummaryUsage = { prompt_tokens: 0, completion_tokens: 0, total_t
 export class Summarizer {
   private readonly promptVersion: string;
   private readonly policy: CachePolicy;
+  /** Summaries being made, by the key of their full span. */
+  private readonly inFlight = new Map<string, Promise<Summary>>();
 
   constructor(
     private readonly exact: ExactTier,
@@ -56,9 +58,21 @@ export class Summarizer {
     this.policy = { read: true, write: true, maxAgeS: undefined, ttlS: settings.summaryTtlSeconds, namespace: SUMMARY_NAMESPACE };
   }
 
-  /** `boundaries`: prefix lengths (message counts) at which an earlier summary may have been made, ascending. */
-  async summarise(span: readonly JsonObject[], boundaries: readonly number[], context: SummaryContext): Promise<Summary> {
+  /**
+   * `boundaries`: prefix lengths (message counts) at which an earlier summary may have been made, ascending. Identical
+   * spans summarised at the same time share one upstream call.
+   */
+  summarise(span: readonly JsonObject[], boundaries: readonly number[], context: SummaryContext): Promise<Summary> {
     const keys = this.prefixKeys(span, context.tenant);
+    const fullKey = keys[span.length - 1]!;
+    const joined = this.inFlight.get(fullKey);
+    if (joined !== undefined) return joined.then((summary) => ({ ...summary, usage: NO_USAGE, cached: true }));
+    const made = this.make(span, boundaries, context, keys).finally(() => this.inFlight.delete(fullKey));
+    this.inFlight.set(fullKey, made);
+    return made;
+  }
+
+  private async make(span: readonly JsonObject[], boundaries: readonly number[], context: SummaryContext, keys: readonly string[]): Promise<Summary> {
     const fullKey = keys[span.length - 1]!;
     const candidates = [span.length, ...boundaries.filter((b) => b > 0 && b < span.length).reverse()];
     const lookups = await this.exact.lookupMany(candidates.map((length) => keys[length - 1]!), this.policy);

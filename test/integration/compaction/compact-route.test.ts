@@ -148,6 +148,16 @@ describe('POST /recall/compact', () => {
     expect(transcript).toContain('Question 6');
   });
 
+  it('shares one upstream call between identical summaries asked at the same time', async () => {
+    env.mock.setDefaults({ latencyMs: 50 });
+    const body = { model: 'gpt-4o-mini', messages: conversation(7), target_tokens: 500, strategy: 'summary' };
+    const answers = await Promise.all([compact(body), compact(body), compact(body)]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(answers[1]!.json.messages).toEqual(answers[0]!.json.messages);
+    expect(answers.filter((a) => a.json.summary_cached === false)).toHaveLength(1);
+    expect(env.mock.stats().byRoute['POST /v1/chat/completions']).toBe(1);
+  });
+
   it('hybrid truncates a little over budget and summarises far over it, saying why', async () => {
     const messages = conversation(4);
     const slightly = await compact({ model: 'gpt-4o-mini', messages, target_tokens: 1200, strategy: 'hybrid' });
