@@ -74,7 +74,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
-  const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction);
+  const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
   const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
     autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
 

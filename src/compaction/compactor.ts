@@ -4,6 +4,7 @@
 //   summary:    older messages become one summary message (cached, incremental); the newest stay verbatim.
 //   hybrid:     truncation while the conversation is at most compaction.hybrid_summary_ratio × target, summary above.
 import type { RecallConfig } from '../config/schema.js';
+import type { Metrics } from '../metrics/catalog.js';
 import type { JsonObject } from '../openai/wire.js';
 import { blocksOf, textOf } from './conversation.js';
 import type { Summarizer, SummaryContext, SummaryUsage } from './summary.js';
@@ -47,11 +48,19 @@ export class Compactor {
   constructor(
     private readonly summarizer: Summarizer,
     private readonly settings: RecallConfig['compaction'],
+    private readonly metrics?: Metrics,
   ) {
     this.pinned = (settings.pinnedPatterns ?? '').split('\n').filter((line) => line.trim() !== '').map((line) => new RegExp(line));
   }
 
   async compact(request: CompactionRequest, context: SummaryContext): Promise<Compaction> {
+    const result = await this.run(request, context);
+    const summary = result.summaryCached === null ? 'none' : result.summaryCached ? 'hit' : result.summaryIncremental ? 'incremental' : 'miss';
+    this.metrics?.compaction(result.strategyUsed, summary, result.tokensBefore - result.tokensAfter);
+    return result;
+  }
+
+  private async run(request: CompactionRequest, context: SummaryContext): Promise<Compaction> {
     const counter = new TokenCounter(request.model);
     const tokensBefore = counter.conversation(request.messages);
     const base = { tokensBefore, summaryCached: null, summaryIncremental: false, usage: NO_USAGE };

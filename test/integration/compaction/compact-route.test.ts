@@ -113,6 +113,9 @@ describe('POST /recall/compact', () => {
     expect(again.json.messages).toEqual(out);
     expect(again.json.usage.total_tokens).toBe(0);
     expect(env.mock.stats().byRoute['POST /v1/chat/completions']).toBe(1);
+    const metrics = await (await fetch(`${env.recall.url}/metrics`)).text();
+    expect(Number(/^recall_compactions_total\{strategy="summary",summary="hit"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^recall_compaction_tokens_removed_total\{strategy="summary"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
   });
 
   it('summarises incrementally: the earlier summary plus only the new span', async () => {
