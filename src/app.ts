@@ -23,6 +23,10 @@ import { Forwarder } from './proxy/forward.js';
 import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
 import { proxyRoutes } from './proxy/routes.js';
+import { compactRoutes } from './compaction/compact-route.js';
+import { Compactor } from './compaction/compactor.js';
+import { AutoCompaction } from './compaction/auto-compact.js';
+import { Summarizer } from './compaction/summary.js';
 import { UpstreamClient } from './upstream/client.js';
 import { EmbeddingsBatcher } from './upstream/embeddings-batcher.js';
 import { LocalEmbedder } from './cache/semantic/local-embedder.js';
@@ -70,7 +74,9 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, upstreamApiKey: config.upstream.apiKey });
+  const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
+    autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
 
   let shuttingDown = false;
   let closeIdle: NodeJS.Timeout | undefined;
@@ -118,6 +124,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
+  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;
 }

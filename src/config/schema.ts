@@ -64,6 +64,18 @@ export interface RecallConfig {
     maxVectors: number;
     maxTurns: number;
   };
+  compaction: {
+    summaryModel: string;
+    summaryPrompt: string;
+    preserveRecent: number;
+    /** Regular expressions, one a line; a message whose text matches one survives every strategy. */
+    pinnedPatterns: string | undefined;
+    hybridSummaryRatio: number;
+    summaryTtlSeconds: number;
+    autoStrategy: 'truncation' | 'summary' | 'hybrid';
+    autoReserveTokens: number;
+    defaultContextTokens: number;
+  };
   admin: {
     token: string | undefined;
   };
@@ -115,6 +127,24 @@ export const CACHEABLE_ROUTES = ['chat.completions', 'completions', 'embeddings'
 function cachedRoutesProblem(value: string): string | undefined {
   const unknown = value.split(',').map((r) => r.trim()).filter((r) => r !== '' && !(CACHEABLE_ROUTES as readonly string[]).includes(r));
   return unknown.length === 0 ? undefined : `a comma-separated list of ${CACHEABLE_ROUTES.join(', ')} (not ${unknown.join(', ')})`;
+}
+
+/** The compaction summary prompt's default; the summary cache keys on a hash of whichever prompt is configured. */
+export const DEFAULT_SUMMARY_PROMPT =
+  'Summarise the conversation below for the assistant that will continue it. Keep every fact, decision, name, number, ' +
+  'open question and tool result it may need; drop pleasantries. If it starts with an earlier summary, merge that ' +
+  'summary with what follows. Answer with the summary only.';
+
+function pinnedPatternsProblem(value: string): string | undefined {
+  for (const line of value.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      new RegExp(line);
+    } catch (err) {
+      return `regular expressions, one a line (${(err as Error).message})`;
+    }
+  }
+  return undefined;
 }
 
 function priceTableProblem(value: string): string | undefined {
@@ -217,6 +247,24 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Most vectors the semantic index keeps; the oldest go first. Vectors whose entry has expired or been purged are dropped when found.' },
   { yaml: 'semantic.max_turns', field: 'semantic.maxTurns', type: 'integer', default: 3, min: 1, max: 1000,
     doc: 'Conversations with more messages than this (system and developer messages not counted) skip the semantic tier.' },
+  { yaml: 'compaction.summary_model', field: 'compaction.summaryModel', type: 'string', default: 'gpt-4o-mini',
+    doc: 'Model the upstream summarises older messages with (summary and hybrid strategies).' },
+  { yaml: 'compaction.summary_prompt', field: 'compaction.summaryPrompt', type: 'string', default: DEFAULT_SUMMARY_PROMPT,
+    doc: 'System prompt of the summary call; changing it changes the summary cache key.' },
+  { yaml: 'compaction.preserve_recent', field: 'compaction.preserveRecent', type: 'integer', default: 4, min: 0, max: 10_000,
+    doc: 'Newest messages kept verbatim by the summary strategy when the request gives no preserve_recent (widened to keep a tool call with its results).' },
+  { yaml: 'compaction.pinned_patterns', field: 'compaction.pinnedPatterns', type: 'string', default: undefined, check: pinnedPatternsProblem,
+    doc: 'Regular expressions, one a line; a message whose text matches one is kept by every strategy.' },
+  { yaml: 'compaction.hybrid_summary_ratio', field: 'compaction.hybridSummaryRatio', type: 'number', default: 1.5, min: 1, max: 1000,
+    doc: 'hybrid runs truncation while the conversation is at most this many times target_tokens, summary above.' },
+  { yaml: 'compaction.summary_ttl_seconds', field: 'compaction.summaryTtlSeconds', type: 'integer', default: 604_800, min: 1, max: 31_536_000,
+    doc: 'How long a cached summary lives.' },
+  { yaml: 'compaction.auto_strategy', field: 'compaction.autoStrategy', type: 'enum', default: 'hybrid', values: ['truncation', 'summary', 'hybrid'],
+    doc: 'Strategy of auto-compaction (X-Recall-Compact: auto on /v1/chat/completions).' },
+  { yaml: 'compaction.auto_reserve_tokens', field: 'compaction.autoReserveTokens', type: 'integer', default: 4096, min: 0, max: 1_000_000,
+    doc: "Auto-compaction without target=N aims at the model's context window minus the request's max_completion_tokens (or max_tokens), or minus this when it sets neither." },
+  { yaml: 'compaction.default_context_tokens', field: 'compaction.defaultContextTokens', type: 'integer', default: 128_000, min: 1_000, max: 10_000_000,
+    doc: 'Context window assumed for a model Recall does not know, for auto-compaction without target=N.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,

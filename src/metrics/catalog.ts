@@ -187,6 +187,14 @@ export class Metrics implements UpstreamObserver {
     name: 'recall_semantic_errors_total', help: 'Semantic tier failures, each one failed open, by stage (embed, index, feed).',
     labelNames: ['stage'] as const, registers: [this.registry],
   });
+  private readonly compactions = new Counter({
+    name: 'recall_compactions_total', help: 'Conversations compacted (POST /recall/compact and X-Recall-Compact: auto), by strategy that ran (none, truncation, summary) and where the summary came from (hit: cache or an identical call in flight, incremental, miss, none).',
+    labelNames: ['strategy', 'summary'] as const, registers: [this.registry],
+  });
+  private readonly compactionTokensRemoved = new Counter({
+    name: 'recall_compaction_tokens_removed_total', help: 'Prompt tokens compaction removed (tokens before minus tokens after), by strategy.',
+    labelNames: ['strategy'] as const, registers: [this.registry],
+  });
   private semanticIndex: SemanticIndexFigures | undefined;
 
 
@@ -272,6 +280,11 @@ export class Metrics implements UpstreamObserver {
   /** Gives the index gauges their source (the semantic tier is built after the catalog). */
   watchSemanticIndex(figures: SemanticIndexFigures): void {
     this.semanticIndex = figures;
+  }
+
+  compaction(strategy: 'none' | 'truncation' | 'summary', summary: 'hit' | 'incremental' | 'miss' | 'none', tokensRemoved: number): void {
+    this.compactions.inc({ strategy, summary });
+    if (tokensRemoved > 0) this.compactionTokensRemoved.inc({ strategy }, tokensRemoved);
   }
 
   semanticLookup(result: SemanticResult): void {

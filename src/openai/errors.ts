@@ -18,6 +18,7 @@ export const ERROR_CATALOG = {
   invalidHeader: { status: 400, type: 'invalid_request_error', code: 'invalid_header' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   invalidAdminToken: { status: 401, type: 'authentication_error', code: 'invalid_admin_token' },
+  compactionBudgetUnreachable: { status: 400, type: 'invalid_request_error', code: 'compaction_budget_unreachable' },
   entryNotFound: { status: 404, type: 'invalid_request_error', code: 'entry_not_found' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
@@ -25,6 +26,7 @@ export const ERROR_CATALOG = {
   shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
   upstreamQueueFull: { status: 503, type: 'api_error', code: 'upstream_queue_full' },
   upstreamQueueTimeout: { status: 503, type: 'api_error', code: 'upstream_queue_timeout' },
+  compactionSummaryFailed: { status: 502, type: 'api_error', code: 'compaction_summary_failed' },
   upstreamUnreachable: { status: 502, type: 'api_error', code: 'upstream_unreachable' },
   upstreamBrokenResponse: { status: 502, type: 'api_error', code: 'upstream_broken_response' },
   upstreamTimeout: { status: 504, type: 'api_error', code: 'upstream_timeout' },
@@ -93,6 +95,19 @@ export function bodyTooLarge(limitBytes?: number): RecallError {
 
 export function clientClosedRequest(cause?: unknown): RecallError {
   return new RecallError('clientClosedRequest', 'The client closed the connection before the answer was complete.', null, { cause });
+}
+
+/** Compaction cannot fit the conversation into target_tokens without breaking it. */
+export function budgetUnreachable(targetTokens: number, neededTokens: number, what: string): RecallError {
+  return new RecallError('compactionBudgetUnreachable',
+    `target_tokens ${targetTokens} cannot be met: ${what} already take ${neededTokens} tokens. Raise target_tokens or shorten those messages.`,
+    'target_tokens');
+}
+
+/** The upstream did not produce a summary; the client's conversation is left as it was. */
+export function summaryFailed(detail: string): RecallError {
+  return new RecallError('compactionSummaryFailed',
+    `The upstream could not summarise the conversation (${detail}); nothing was compacted. Retry, or use strategy truncation.`);
 }
 
 /** Both queue errors ask the client to come back in a second: the queue drains as upstream calls finish. */

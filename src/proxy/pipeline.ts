@@ -23,6 +23,7 @@ import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
 import { markFirstEvent } from './request-context.js';
 import type { Forwarder, SendWhole } from './forward.js';
+import type { AutoCompaction } from '../compaction/auto-compact.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
@@ -45,6 +46,8 @@ export interface PipelineDeps {
   embeddingsUpstream: SendWhole;
   metrics: Metrics;
   cache: RecallConfig['cache'];
+  /** X-Recall-Compact: auto on chat completions, before the key is computed. */
+  autoCompaction: AutoCompaction;
   /** Sent upstream when the client sends no key (the upstream embedder's calls too). */
   upstreamApiKey: string | undefined;
   now?: () => number;
@@ -63,8 +66,9 @@ export class Pipeline {
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
-    const body = request.body as JsonObject;
     const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
+    // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
+    const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
     if (!this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
     if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy) : this.forward(request, reply, 'bypass');
     if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
