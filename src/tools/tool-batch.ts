@@ -1,0 +1,85 @@
+// One POST /recall/tools/batch: parse and validate (400 before anything runs), plan the order, execute through the
+// result cache and the invoker, and answer per call in input order with the `tool` messages to append.
+import type { Metrics } from '../metrics/catalog.js';
+import { parseBatchRequest, type BatchCall } from './batch-request.js';
+import { executeBatch, type CallReport } from './executor.js';
+import type { ToolInvoker } from './invoke.js';
+import { planOrder } from './plan.js';
+import type { ToolSpec } from './registry.js';
+import type { ToolResultCache } from './result-cache.js';
+
+export interface ToolBatchSettings {
+  registry: readonly ToolSpec[];
+  maxConcurrency: number;
+  batchTimeoutMs: number;
+  maxCalls: number;
+}
+
+/** One call's line in the answer. */
+export type CallAnswer = { id: string; status: CallReport['status']; duration_ms: number; cached: boolean } & ({ result: unknown } | { error: string });
+
+export interface ToolMessage {
+  role: 'tool';
+  tool_call_id: string;
+  content: string;
+}
+
+export interface BatchAnswer {
+  results: CallAnswer[];
+  messages: ToolMessage[];
+}
+
+export class ToolBatch {
+  private readonly tools: ReadonlyMap<string, ToolSpec>;
+
+  constructor(
+    private readonly settings: ToolBatchSettings,
+    private readonly invoker: ToolInvoker,
+    private readonly cache: ToolResultCache,
+    private readonly metrics: Metrics,
+  ) {
+    this.tools = new Map(settings.registry.map((tool) => [tool.name, tool]));
+  }
+
+  async run(body: unknown): Promise<BatchAnswer> {
+    const form = typeof body === 'object' && body !== null && 'tool_calls' in body ? 'tool_calls' : 'calls';
+    const request = parseBatchRequest(body, this.tools, { maxCalls: this.settings.maxCalls, maxConcurrency: this.settings.maxConcurrency });
+    const { calls } = request;
+    const waits = planOrder(calls.map((c) => ({ id: c.id, access: c.tool.access, dependsOn: c.dependsOn })), form);
+    const outcome = await executeBatch(
+      calls.map((c) => ({ id: c.id, timeoutMs: c.tool.timeoutMs, dependsOn: c.dependsOn })),
+      waits,
+      {
+        maxConcurrency: request.maxConcurrency ?? this.settings.maxConcurrency,
+        deadlineMs: this.settings.batchTimeoutMs,
+        run: (i, signal) => this.runCall(calls[i]!, signal),
+        onSettled: (i, report) => this.metrics.toolCall(calls[i]!.tool.name, report.status, report.durationMs / 1000),
+      },
+    );
+    this.metrics.toolBatch(calls.length, outcome.concurrencyUsed);
+    const results = outcome.reports.map(toAnswer);
+    return { results, messages: outcome.reports.map(toMessage) };
+  }
+
+  private async runCall(call: BatchCall, signal: AbortSignal): Promise<{ result: unknown; cached: boolean }> {
+    const hit = await this.cache.get(call.tool, call.arguments);
+    if (hit !== undefined) return { result: hit.result, cached: true };
+    const result = await this.invoker.call(call.tool, call.arguments, signal);
+    if (call.tool.access === 'write') await this.cache.invalidate(call.tool);
+    else await this.cache.set(call.tool, call.arguments, result);
+    return { result, cached: false };
+  }
+}
+
+function toAnswer(report: CallReport): CallAnswer {
+  const head = { id: report.id, status: report.status, duration_ms: report.durationMs, cached: report.cached };
+  return report.status === 'ok' ? { ...head, result: report.result } : { ...head, error: report.error };
+}
+
+/** A string result goes as it is; anything else as JSON. Failures as `{"error": …}` so the model can tell them apart. */
+function toMessage(report: CallReport): ToolMessage {
+  const content = report.status === 'ok'
+    ? (typeof report.result === 'string' ? report.result : JSON.stringify(report.result))
+    : JSON.stringify({ error: report.error, status: report.status });
+  return { role: 'tool', tool_call_id: report.id, content };
+}
