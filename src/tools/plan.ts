@@ -56,9 +56,14 @@ function assertAcyclic(calls: readonly PlanInput[], edges: readonly (readonly nu
     stack.push(i);
     for (const dep of edges[i]!) {
       if (state[dep] === 1) {
-        const cycle = [...stack.slice(stack.indexOf(dep)), dep].map((k) => calls[k]!.id);
+        const members = stack.slice(stack.indexOf(dep));
+        // Told from the first call of the cycle in input order, which names the field.
+        const first = members.indexOf(Math.min(...members));
+        const ordered = [...members.slice(first), ...members.slice(0, first)];
+        const cycle = [...ordered, ordered[0]!].map((k) => calls[k]!.id);
+        const at = ordered[0]!;
         const how = withBarriers ? ' (counting the write barriers: a write waits for the calls listed before it, later calls wait for the write)' : '';
-        throw new RecallError('dependencyCycle', `${form}[${i}].depends_on: the calls depend on each other in a cycle${how}: ${cycle.join(' waits for ')}.`, `${form}[${i}].depends_on`);
+        throw new RecallError('dependencyCycle', `${form}[${at}].depends_on: the calls depend on each other in a cycle${how}: ${cycle.join(' waits for ')}.`, `${form}[${at}].depends_on`);
       }
       if (state[dep] === 0) visit(dep);
     }
