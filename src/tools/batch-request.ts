@@ -17,6 +17,8 @@ export interface BatchRequest {
   calls: BatchCall[];
   /** Undefined: the configured tools.max_concurrency. */
   maxConcurrency: number | undefined;
+  /** Which form the request used, for the field names of later errors. */
+  form: 'calls' | 'tool_calls';
 }
 
 export interface BatchLimits {
@@ -49,7 +51,7 @@ export function parseBatchRequest(body: unknown, tools: ReadonlyMap<string, Tool
     });
     return { index, id: draft.id, tool, arguments: draft.arguments, dependsOn };
   });
-  return { calls, maxConcurrency };
+  return { calls, maxConcurrency, form };
 }
 
 interface Draft {

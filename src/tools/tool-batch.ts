@@ -42,10 +42,9 @@ export class ToolBatch {
   }
 
   async run(body: unknown): Promise<BatchAnswer> {
-    const form = typeof body === 'object' && body !== null && 'tool_calls' in body ? 'tool_calls' : 'calls';
     const request = parseBatchRequest(body, this.tools, { maxCalls: this.settings.maxCalls, maxConcurrency: this.settings.maxConcurrency });
     const { calls } = request;
-    const waits = planOrder(calls.map((c) => ({ id: c.id, access: c.tool.access, dependsOn: c.dependsOn })), form);
+    const waits = planOrder(calls.map((c) => ({ id: c.id, access: c.tool.access, dependsOn: c.dependsOn })), request.form);
     const outcome = await executeBatch(
       calls.map((c) => ({ id: c.id, timeoutMs: c.tool.timeoutMs, dependsOn: c.dependsOn })),
       waits,

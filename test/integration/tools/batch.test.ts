@@ -135,6 +135,12 @@ describe('POST /recall/tools/batch', () => {
     expect(tools.events).toEqual([]);
   });
 
+  it('answers a body that is not JSON with invalid_json', async () => {
+    const response = await fetch(`${recall.url}/recall/tools/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{calls' });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as any).error.code).toBe('invalid_json');
+  });
+
   it('exports tool call durations by tool and status, batch sizes and concurrency used', async () => {
     await batch({ calls: [{ id: 'a', name: 'search' }, { id: 'b', name: 'broken' }] });
     const text = await (await fetch(`${recall.url}/metrics`)).text();
