@@ -150,3 +150,19 @@ describe('POST /recall/tools/batch', () => {
     expect(text).toMatch(/recall_tool_batch_concurrency_count [1-9]/);
   });
 });
+
+describe('the batch deadline (tools.batch_timeout_ms)', () => {
+  it('times out the running calls and skips the calls not started', async () => {
+    const deadline = await startRecall({ 'tools.batch_timeout_ms': 150, 'tools.registry': [{ name: 'sleepy', url: tools.toolUrl('sleepy'), access: 'read' }, { name: 'save', url: tools.toolUrl('save'), access: 'write' }] });
+    try {
+      const response = await fetch(`${deadline.url}/recall/tools/batch`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ calls: [{ id: 's', name: 'sleepy' }, { id: 'w', name: 'save' }] }) });
+      const json = (await response.json()) as any;
+      expect(json.results[0]).toMatchObject({ status: 'timeout', error: 'the batch deadline of 150 ms passed while it ran' });
+      expect(json.results[1]).toMatchObject({ status: 'skipped', error: 'the batch deadline of 150 ms passed before it started' });
+      expect(tools.calls('save')).toBe(0);
+    } finally {
+      await deadline.close();
+    }
+  });
+});
