@@ -27,6 +27,8 @@ export interface ExecuteOptions {
   maxConcurrency: number;
   deadlineMs: number;
   run(index: number, signal: AbortSignal): Promise<CallResult>;
+  /** Aborts the batch as the deadline does (the client went away). */
+  signal?: AbortSignal;
   /** Called as each call ends (skips included), for metrics. */
   onSettled?(index: number, report: CallReport): void;
 }
@@ -48,12 +50,18 @@ export function executeBatch(calls: readonly ExecutableCall[], waits: WaitList, 
   let left = calls.length;
   return new Promise((resolve) => {
     if (left === 0) return resolve({ reports: [], concurrencyUsed: 0 });
-    const deadline = setTimeout(() => {
+    let stopReason = '';
+    const stop = (reason: string): void => {
+      if (batch.signal.aborted) return;
+      stopReason = reason;
       batch.abort();
       calls.forEach((call, i) => {
-        if (!started[i]) settle(i, { id: call.id, status: 'skipped', durationMs: 0, cached: false, error: `the batch deadline of ${options.deadlineMs} ms passed before it started` });
+        if (!started[i]) settle(i, { id: call.id, status: 'skipped', durationMs: 0, cached: false, error: `${reason} before it started` });
       });
-    }, options.deadlineMs);
+    };
+    const deadline = setTimeout(() => stop(`the batch deadline of ${options.deadlineMs} ms passed`), options.deadlineMs);
+    const clientGone = (): void => stop('the client closed the connection');
+    options.signal?.addEventListener('abort', clientGone, { once: true });
 
     const settle = (i: number, report: CallReport): void => {
       if (reports[i] !== undefined) return;
@@ -63,6 +71,7 @@ export function executeBatch(calls: readonly ExecutableCall[], waits: WaitList, 
       left -= 1;
       if (left === 0) {
         clearTimeout(deadline);
+        options.signal?.removeEventListener('abort', clientGone);
         resolve({ reports: reports as CallReport[], concurrencyUsed });
         return;
       }
@@ -100,7 +109,7 @@ export function executeBatch(calls: readonly ExecutableCall[], waits: WaitList, 
         (err: unknown): CallReport => {
           const durationMs = elapsed(startedAt);
           if (own.signal.aborted) return { id: call.id, status: 'timeout', durationMs, cached: false, error: `no answer within the tool's timeout of ${call.timeoutMs} ms` };
-          if (batch.signal.aborted) return { id: call.id, status: 'timeout', durationMs, cached: false, error: `the batch deadline of ${options.deadlineMs} ms passed while it ran` };
+          if (batch.signal.aborted) return { id: call.id, status: 'timeout', durationMs, cached: false, error: `${stopReason} while it ran` };
           return { id: call.id, status: 'error', durationMs, cached: false, error: err instanceof Error ? err.message : String(err) };
         },
       ).then((report) => {

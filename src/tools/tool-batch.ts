@@ -41,7 +41,8 @@ export class ToolBatch {
     this.tools = new Map(settings.registry.map((tool) => [tool.name, tool]));
   }
 
-  async run(body: unknown): Promise<BatchAnswer> {
+  /** `clientGone` aborts what still runs when the client leaves. */
+  async run(body: unknown, clientGone?: AbortSignal): Promise<BatchAnswer> {
     const request = parseBatchRequest(body, this.tools, { maxCalls: this.settings.maxCalls, maxConcurrency: this.settings.maxConcurrency });
     const { calls } = request;
     const waits = planOrder(calls.map((c) => ({ id: c.id, access: c.tool.access, dependsOn: c.dependsOn })), request.form);
@@ -51,6 +52,7 @@ export class ToolBatch {
       {
         maxConcurrency: request.maxConcurrency ?? this.settings.maxConcurrency,
         deadlineMs: this.settings.batchTimeoutMs,
+        signal: clientGone,
         run: (i, signal) => this.runCall(calls[i]!, signal),
         onSettled: (i, report) => this.metrics.toolCall(calls[i]!.tool.name, report.status, report.durationMs / 1000),
       },

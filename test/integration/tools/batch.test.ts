@@ -2,7 +2,7 @@
 // own start/end records, failure isolation, timeouts, the result cache and its invalidation, bad input, metrics.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockTools, type MockTools } from '../../../loadtest/mock-tools.js';
-import { startRecall, type RunningRecall } from '../../support/recall.js';
+import { eventually, startRecall, type RunningRecall } from '../../support/recall.js';
 
 let tools: MockTools;
 let recall: RunningRecall;
@@ -133,6 +133,17 @@ describe('POST /recall/tools/batch', () => {
     expect(status).toBe(400);
     expect(json.error).toMatchObject({ code, param, type: 'invalid_request_error' });
     expect(tools.events).toEqual([]);
+  });
+
+  it('aborts the running calls when the client leaves', async () => {
+    tools.behave('search', { latencyMs: 10_000 });
+    const client = new AbortController();
+    const sent = fetch(`${recall.url}/recall/tools/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, signal: client.signal,
+      body: JSON.stringify({ calls: [{ id: 'a', name: 'search', arguments: { label: 'left' } }] }) }).catch(() => undefined);
+    await eventually(() => tools.events.some((e) => e.event === 'start'), 'the tool was called');
+    client.abort();
+    await sent;
+    await eventually(() => tools.events.some((e) => e.event === 'aborted' && e.label === 'left'), 'the tool call was aborted');
   });
 
   it('answers a body that is not JSON with invalid_json', async () => {

@@ -11,7 +11,7 @@ interface Scripted extends PlanInput {
 }
 
 /** Runs calls whose bodies resolve on the next turns; records start and end order. */
-async function run(calls: Scripted[], options: { maxConcurrency?: number; deadlineMs?: number } = {}) {
+async function run(calls: Scripted[], options: { maxConcurrency?: number; deadlineMs?: number; signal?: AbortSignal } = {}) {
   const log: string[] = [];
   let inFlight = 0;
   let peak = 0;
@@ -19,6 +19,7 @@ async function run(calls: Scripted[], options: { maxConcurrency?: number; deadli
   const outcome = await executeBatch(executable, planOrder(calls), {
     maxConcurrency: options.maxConcurrency ?? 8,
     deadlineMs: options.deadlineMs ?? 60_000,
+    signal: options.signal,
     run: (i, signal) => new Promise<CallResult>((resolve, reject) => {
       const call = calls[i]!;
       log.push(`start ${call.id}`);
@@ -102,5 +103,14 @@ describe('executeBatch', () => {
     const { reports } = await run([read('hang', { hang: true }), read('after', { dependsOn: [0] })], { deadlineMs: 20 });
     expect(reports[0]).toMatchObject({ status: 'timeout', error: 'the batch deadline of 20 ms passed while it ran' });
     expect(reports[1]).toMatchObject({ status: 'skipped', error: 'the batch deadline of 20 ms passed before it started' });
+  });
+
+  it('stops the batch when its signal aborts (the client left)', async () => {
+    const client = new AbortController();
+    setTimeout(() => client.abort(), 20);
+    const { reports, log } = await run([read('hang', { hang: true }), read('after', { dependsOn: [0] })], { signal: client.signal });
+    expect(reports[0]).toMatchObject({ status: 'timeout', error: 'the client closed the connection while it ran' });
+    expect(reports[1]).toMatchObject({ status: 'skipped', error: 'the client closed the connection before it started' });
+    expect(log).toContain('abort hang');
   });
 });
