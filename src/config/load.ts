@@ -117,7 +117,7 @@ function coerce(setting: Setting, value: unknown, origin: string, env: Environme
     try {
       return parseToolRegistry(value, env, setting.yaml);
     } catch (err) {
-      if (err instanceof ToolRegistryProblem) throw new ConfigError(`invalid setting ${err.message} from ${origin}`);
+      if (err instanceof ToolRegistryProblem) throw new ConfigError(`invalid setting ${err.message} (in ${origin})`);
       throw err;
     }
   }

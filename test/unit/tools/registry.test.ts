@@ -1,4 +1,7 @@
 // tools.registry: validated at load with messages naming the path; header references resolved from the environment.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config/load.js';
 
@@ -32,5 +35,28 @@ describe('tools.registry', () => {
   ])('rejects %j naming the path', (registry, message) => {
     expect(() => load(registry)).toThrow(ConfigError);
     expect(() => load(registry)).toThrow(message);
+  });
+
+  it('is read from the YAML file named by RECALL_CONFIG, with references from the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recall-tools-'));
+    try {
+      const file = join(dir, 'recall.yaml');
+      writeFileSync(file, [
+        'tools:',
+        '  max_concurrency: 4',
+        '  registry:',
+        '    - name: get_weather',
+        '      url: http://127.0.0.1:9/weather',
+        '      method: get',
+        '      access: read',
+        '      headers: { X-Api-Key: "${WEATHER_KEY}" }',
+      ].join('\n'));
+      const config = loadConfig({ env: { RECALL_CONFIG: file, WEATHER_KEY: 'k1' } });
+      expect(config.tools.maxConcurrency).toBe(4);
+      expect(config.tools.registry[0]).toMatchObject({ name: 'get_weather', method: 'GET', headers: { 'x-api-key': 'k1' } });
+      expect(() => loadConfig({ env: { RECALL_CONFIG: file } })).toThrow(`invalid setting tools.registry[0].headers.X-Api-Key: environment variable WEATHER_KEY is not set (in ${file})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
