@@ -1,5 +1,6 @@
 // One POST /recall/tools/batch: parse and validate (400 before anything runs), plan the order, execute through the
 // result cache and the invoker, and answer per call in input order with the `tool` messages to append.
+import { canonicalJson } from '../cache/key.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { parseBatchRequest, type BatchCall } from './batch-request.js';
 import { executeBatch, type CallReport } from './executor.js';
@@ -45,6 +46,8 @@ export class ToolBatch {
   async run(body: unknown, clientGone?: AbortSignal): Promise<BatchAnswer> {
     const request = parseBatchRequest(body, this.tools, { maxCalls: this.settings.maxCalls, maxConcurrency: this.settings.maxConcurrency });
     const { calls } = request;
+    // Identical calls of a cached read tool in one batch share one call; a write drops the shares of what it affects.
+    const shared = new Map<string, Promise<{ result: unknown; cached: boolean }>>();
     const waits = planOrder(calls.map((c) => ({ id: c.id, access: c.tool.access, dependsOn: c.dependsOn })), request.form);
     const outcome = await executeBatch(
       calls.map((c) => ({ id: c.id, timeoutMs: c.tool.timeoutMs, dependsOn: c.dependsOn })),
@@ -53,13 +56,28 @@ export class ToolBatch {
         maxConcurrency: request.maxConcurrency ?? this.settings.maxConcurrency,
         deadlineMs: this.settings.batchTimeoutMs,
         signal: clientGone,
-        run: (i, signal) => this.runCall(calls[i]!, signal),
+        run: (i, signal) => this.runShared(calls[i]!, signal, shared),
         onSettled: (i, report) => this.metrics.toolCall(calls[i]!.tool.name, report.status, report.durationMs / 1000),
       },
     );
     this.metrics.toolBatch(calls.length, outcome.concurrencyUsed);
     const results = outcome.reports.map(toAnswer);
     return { results, messages: outcome.reports.map(toMessage) };
+  }
+
+  private async runShared(call: BatchCall, signal: AbortSignal, shared: Map<string, Promise<{ result: unknown; cached: boolean }>>): Promise<{ result: unknown; cached: boolean }> {
+    if (call.tool.access === 'write') {
+      const done = await this.runCall(call, signal);
+      for (const key of shared.keys()) if (call.tool.affects.some((name) => key.startsWith(`${name}\0`))) shared.delete(key);
+      return done;
+    }
+    if (call.tool.cacheTtlS === undefined) return this.runCall(call, signal);
+    const key = `${call.tool.name}\0${canonicalJson(call.arguments)}`;
+    const leader = shared.get(key);
+    if (leader !== undefined) return { result: (await leader).result, cached: true };
+    const running = this.runCall(call, signal);
+    shared.set(key, running);
+    return running;
   }
 
   private async runCall(call: BatchCall, signal: AbortSignal): Promise<{ result: unknown; cached: boolean }> {

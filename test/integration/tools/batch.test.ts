@@ -120,6 +120,15 @@ describe('POST /recall/tools/batch', () => {
     expect(tools.calls('weather')).toBe(2);
   });
 
+  it('shares one call among identical cached reads of a batch, and calls again after a write that affects the tool', async () => {
+    const weather = (id: string) => ({ id, name: 'weather', arguments: { city: 'Tromsø', label: id } });
+    const same = (id: string) => ({ id, name: 'weather', arguments: { label: 'x', city: 'Tromsø' } });
+    const { json } = await batch({ calls: [same('a'), same('b'), { id: 'w', name: 'save', arguments: {} }, same('c'), weather('d')] });
+    expect(json.results.map((r: any) => [r.id, r.status, r.cached])).toEqual([['a', 'ok', false], ['b', 'ok', true], ['w', 'ok', false], ['c', 'ok', false], ['d', 'ok', false]]);
+    expect(json.results[1].result).toEqual(json.results[0].result);
+    expect(tools.calls('weather')).toBe(3);
+  });
+
   it.each([
     [{ calls: [{ id: 'a', name: 'nope' }] }, 'unknown_tool', 'calls[0].name'],
     [{ tool_calls: [{ id: 'a', type: 'function', function: { name: 'search', arguments: '{oops' } }] }, 'invalid_tool_arguments', 'tool_calls[0].function.arguments'],
