@@ -119,7 +119,8 @@ export function executeBatch(calls: readonly ExecutableCall[], waits: WaitList, 
       });
     };
 
-    schedule();
+    if (options.signal?.aborted) clientGone();
+    else schedule();
   });
 }
 

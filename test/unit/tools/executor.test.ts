@@ -113,4 +113,10 @@ describe('executeBatch', () => {
     expect(reports[1]).toMatchObject({ status: 'skipped', error: 'the client closed the connection before it started' });
     expect(log).toContain('abort hang');
   });
+
+  it('runs nothing when its signal has already aborted', async () => {
+    const { reports, log } = await run([read('a'), read('b')], { signal: AbortSignal.abort() });
+    expect(reports.map((r) => r.status)).toEqual(['skipped', 'skipped']);
+    expect(log).toEqual([]);
+  });
 });
