@@ -2,6 +2,8 @@
 // and every call's start and end are recorded in order so tests assert parallelism and barriers without timings.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 
 export interface ToolBehaviour {
   /** Milliseconds before answering (default 0). */
@@ -32,7 +34,16 @@ export interface MockTools {
   close(): Promise<void>;
 }
 
-export async function startMockTools(): Promise<MockTools> {
+export interface MockToolsOptions {
+  /** 0 (default): a free port. */
+  port?: number;
+  /** What tools without a behaviour of their own do. */
+  defaultBehaviour?: ToolBehaviour;
+}
+
+export async function startMockTools(options: MockToolsOptions = {}): Promise<MockTools> {
+  const port = options.port ?? 0;
+  const defaultBehaviour = options.defaultBehaviour ?? {};
   const behaviours = new Map<string, ToolBehaviour>();
   const counts = new Map<string, number>();
   const events: ToolEvent[] = [];
@@ -48,7 +59,7 @@ export async function startMockTools(): Promise<MockTools> {
       const label = typeof args['label'] === 'string' ? args['label'] : tool;
       const n = (counts.get(tool) ?? 0) + 1;
       counts.set(tool, n);
-      const behaviour = behaviours.get(tool) ?? {};
+      const behaviour = behaviours.get(tool) ?? defaultBehaviour;
       events.push({ event: 'start', tool, label });
       inFlight += 1;
       peak = Math.max(peak, inFlight);
@@ -71,7 +82,7 @@ export async function startMockTools(): Promise<MockTools> {
     })();
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
@@ -97,4 +108,26 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   for await (const chunk of req) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
   return text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+}
+
+/** `npm run mock-tools -- --port 9100 --latency-ms 50 --fail broken=503`: every tool answers after the latency. */
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { port: { type: 'string', default: '9100' }, 'latency-ms': { type: 'string', default: '0' }, fail: { type: 'string', multiple: true, default: [] } } });
+  const latencyMs = Number(values['latency-ms']);
+  const tools = await startMockTools({ port: Number(values.port), defaultBehaviour: { latencyMs } });
+  const failing = new Map(values.fail.map((spec) => spec.split('=') as [string, string]));
+  for (const [name, status] of failing) tools.behave(name, { latencyMs, failStatus: Number(status) });
+  console.log(`mock tools on ${tools.url}/tools/<name> (latency ${latencyMs} ms)`);
+  const stop = (): void => void tools.close();
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+// Only when this file is the entry point; importing it (tests, benchmarks) never starts a server.
+const entryScript = process.argv[1];
+if (entryScript !== undefined && import.meta.url === pathToFileURL(entryScript).href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
 }
