@@ -34,6 +34,10 @@ import { SemanticTier } from './cache/semantic/semantic-tier.js';
 import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
 import { VectorIndex } from './cache/semantic/vector-index.js';
 import { RedisFeed } from './cache/semantic/redis-feed.js';
+import { ToolInvoker } from './tools/invoke.js';
+import { ToolResultCache } from './tools/result-cache.js';
+import { toolRoutes } from './tools/routes.js';
+import { ToolBatch } from './tools/tool-batch.js';
 
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
@@ -77,6 +81,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
   const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
     autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
+  const toolInvoker = new ToolInvoker();
+  const toolBatch = new ToolBatch(config.tools, toolInvoker, new ToolResultCache(exact), metrics);
 
   let shuttingDown = false;
   let closeIdle: NodeJS.Timeout | undefined;
@@ -98,6 +104,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     semanticIndex?.clear();
     await store.close();
     await upstream.close();
+    await toolInvoker.close();
   });
 
   registerRequestContext(app);
@@ -125,6 +132,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
   await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
+  await app.register(toolRoutes, { batch: toolBatch });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
   return app;
 }

@@ -77,6 +77,14 @@ export class ExactTier {
     await this.store.delete(key).catch(() => false);
   }
 
+  /** Drops every entry under a key prefix (a tool's cached results); failures only mean they expire on their own. */
+  async forgetPrefix(prefix: string): Promise<void> {
+    await this.store.deletePrefix(prefix).catch((err: unknown) => {
+      this.warn(err, 'cache invalidation failed; the entries expire on their own');
+      return 0;
+    });
+  }
+
   private warn(err: unknown, message: string): void {
     const now = this.now();
     if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;

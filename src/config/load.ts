@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { CONFIG_FILE_ENV, SETTINGS, type RecallConfig, type Setting } from './schema.js';
+import { ToolRegistryProblem, parseToolRegistry } from '../tools/registry.js';
 
 const HTTP_PROTOCOLS = ['http:', 'https:'];
 
@@ -44,7 +45,7 @@ export function loadConfig(options: LoadOptions = {}): RecallConfig {
       value = options.overrides[setting.yaml];
       origin = 'override';
     }
-    setPath(config, setting.field, coerce(setting, value, origin));
+    setPath(config, setting.field, coerce(setting, value, origin, env));
   }
   const typed = config as unknown as RecallConfig;
   if (typed.redis.cluster !== undefined) {
@@ -107,11 +108,19 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   node[parts[parts.length - 1]!] = value;
 }
 
-function coerce(setting: Setting, value: unknown, origin: string): unknown {
+function coerce(setting: Setting, value: unknown, origin: string, env: Environment): unknown {
   const fail = (allowed: string): never => {
     const shown = setting.secret ? '(hidden)' : JSON.stringify(value);
     throw new ConfigError(`invalid setting ${setting.yaml}${setting.env ? ` (${setting.env})` : ''} = ${shown} from ${origin}: must be ${allowed}`);
   };
+  if (setting.type === 'tools') {
+    try {
+      return parseToolRegistry(value, env, setting.yaml);
+    } catch (err) {
+      if (err instanceof ToolRegistryProblem) throw new ConfigError(`invalid setting ${err.message} (in ${origin})`);
+      throw err;
+    }
+  }
   if (value === undefined || value === null) {
     if ((setting.type === 'string' || setting.type === 'url') && setting.default === undefined) return undefined;
     return fail(`set (${describeAllowed(setting)})`);
@@ -179,5 +188,7 @@ export function describeAllowed(setting: Setting): string {
       return `a URL (${(setting.protocols ?? HTTP_PROTOCOLS).map((p) => `${p}//`).join(' or ')})`;
     case 'enum':
       return `one of ${setting.values.join(', ')}`;
+    case 'tools':
+      return 'a list of tools (YAML only)';
   }
 }

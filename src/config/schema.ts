@@ -1,6 +1,7 @@
 // The one table of Recall's settings: YAML path, environment variable, type, default and meaning.
 // The loader, the example YAML and the README table are all checked against this table.
 import { parsePriceOverrides } from '../metrics/prices.js';
+import type { ToolSpec } from '../tools/registry.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -79,6 +80,13 @@ export interface RecallConfig {
   admin: {
     token: string | undefined;
   };
+  tools: {
+    /** Empty when none are configured: every call then names an unknown tool. */
+    registry: readonly ToolSpec[];
+    maxConcurrency: number;
+    batchTimeoutMs: number;
+    maxCalls: number;
+  };
   metrics: {
     prices: string | undefined;
   };
@@ -113,7 +121,9 @@ export type Setting =
   | (SettingBase & { type: 'string'; default: string | undefined; check?: (value: string) => string | undefined })
   | (SettingBase & { type: 'boolean'; default: boolean })
   | (SettingBase & { type: 'url'; default: string | undefined; protocols?: readonly string[] })
-  | (SettingBase & { type: 'enum'; default: string; values: readonly string[] });
+  | (SettingBase & { type: 'enum'; default: string; values: readonly string[] })
+  /** YAML only: a list of structured tool definitions, validated by `parseToolRegistry`. */
+  | (SettingBase & { type: 'tools'; default: undefined });
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -267,6 +277,14 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Context window assumed for a model Recall does not know, for auto-compaction without target=N.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
+  { yaml: 'tools.registry', field: 'tools.registry', type: 'tools', default: undefined,
+    doc: 'YAML only: the HTTP tools POST /recall/tools/batch may call, a list of {name, url, method, headers, timeout_ms, access, cache_ttl_s, affects} (see Tool batching); header values may hold ${VAR} references to environment variables. Unset: no tools.' },
+  { yaml: 'tools.max_concurrency', field: 'tools.maxConcurrency', type: 'integer', default: 8, min: 1, max: 256,
+    doc: 'Most tool calls of one batch running at once, and the default of a request\'s max_concurrency (which may only lower it).' },
+  { yaml: 'tools.batch_timeout_ms', field: 'tools.batchTimeoutMs', type: 'integer', default: 60_000, min: 1, max: 3_600_000,
+    doc: 'Deadline of a whole batch: calls still running are aborted and calls not started are skipped.' },
+  { yaml: 'tools.max_calls', field: 'tools.maxCalls', type: 'integer', default: 128, min: 1, max: 10_000,
+    doc: 'Most calls in one batch; a larger batch is answered 400.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,
     doc: 'Redis for the exact tier, shared by every instance (`redis://…` or `rediss://…`); unset: the in-memory store.' },
   { yaml: 'redis.cluster', field: 'redis.cluster', env: 'RECALL_REDIS_CLUSTER', type: 'string', default: undefined,

@@ -171,6 +171,18 @@ export class Metrics implements UpstreamObserver {
   private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', { inc(value: number): void }>>();
   private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void }; overhead: { observe(value: number): void } }>();
   private readonly lookupSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
+  private readonly toolCallDuration = new Histogram({
+    name: 'recall_tool_call_duration_seconds', help: 'Time a tool call of POST /recall/tools/batch took, by configured tool and status (ok, error, timeout, skipped; cached results are ok).',
+    labelNames: ['tool', 'status'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+  });
+  private readonly toolBatchSize = new Histogram({
+    name: 'recall_tool_batch_calls', help: 'Calls per tool batch.',
+    buckets: BATCH_BUCKETS, registers: [this.registry],
+  });
+  private readonly toolBatchConcurrency = new Histogram({
+    name: 'recall_tool_batch_concurrency', help: 'Most calls of one tool batch that ran at once.',
+    buckets: BATCH_BUCKETS, registers: [this.registry],
+  });
   private readonly semanticLookups = new Counter({
     name: 'recall_semantic_lookups_total', help: 'Semantic tier lookups after an exact miss, by result (hit, miss, guarded, expired, error, skipped).',
     labelNames: ['result'] as const, registers: [this.registry],
@@ -350,6 +362,16 @@ export class Metrics implements UpstreamObserver {
 
   embeddingsGathering(inputs: number): void {
     this.batchGathering.set(inputs);
+  }
+
+  /** `tool` is a configured tool's name: bounded by the registry. */
+  toolCall(tool: string, status: 'ok' | 'error' | 'timeout' | 'skipped', seconds: number): void {
+    this.toolCallDuration.observe({ tool, status }, seconds);
+  }
+
+  toolBatch(calls: number, concurrencyUsed: number): void {
+    this.toolBatchSize.observe(calls);
+    this.toolBatchConcurrency.observe(concurrencyUsed);
   }
 
   async text(): Promise<string> {
