@@ -2,25 +2,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type OpenAI from 'openai';
 import { startRecallWithMock, type RecallWithMock } from '../../support/recall.js';
+import { agentConversation } from '../../support/conversation.js';
 
 let env: RecallWithMock;
 beforeAll(async () => { env = await startRecallWithMock({ 'compaction.auto_strategy': 'hybrid' }); });
 afterAll(async () => { await env.close(); });
 beforeEach(() => env.mock.reset());
 
-const words = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
-
-function conversation(turns: number): OpenAI.Chat.ChatCompletionMessageParam[] {
-  const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'system', content: 'You are a travel agent.' }];
-  for (let t = 0; t < turns; t++) {
-    messages.push({ role: 'user', content: `Question ${t}: ${words(30, `q${t}_`)}` });
-    messages.push({ role: 'assistant', content: null, tool_calls: [{ id: `call_${t}`, type: 'function', function: { name: 'search', arguments: `{"turn":${t}}` } }] });
-    messages.push({ role: 'tool', tool_call_id: `call_${t}`, content: `Result ${t}: ${words(40, `r${t}_`)}` });
-    messages.push({ role: 'assistant', content: `Answer ${t}: ${words(20, `a${t}_`)}` });
-  }
-  messages.push({ role: 'user', content: 'And the final question?' });
-  return messages;
-}
 
 function chatBodies(): Record<string, any>[] {
   return env.mock.requests().filter((r) => r.path === '/v1/chat/completions').map((r) => JSON.parse(r.body));
@@ -29,7 +17,7 @@ function chatBodies(): Record<string, any>[] {
 describe('X-Recall-Compact: auto', () => {
   it('compacts a long conversation before the upstream call and the cache, and says so', async () => {
     const sdk = env.recall.client({ defaultHeaders: { 'X-Recall-Compact': 'auto; target=600' } });
-    const messages = conversation(8);
+    const messages = agentConversation(8);
     const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
     expect(data.choices[0]!.message.content).toMatch(/^Mock answer/);
     const report = response.headers.get('x-recall-compacted')!;
@@ -53,7 +41,7 @@ describe('X-Recall-Compact: auto', () => {
 
   it('leaves a conversation within the target alone', async () => {
     const sdk = env.recall.client({ defaultHeaders: { 'X-Recall-Compact': 'auto' } });
-    const messages = conversation(2);
+    const messages = agentConversation(2);
     const { response } = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
     expect(response.headers.get('x-recall-compacted')).toMatch(/^strategy=none; tokens_before=(\d+); tokens_after=\1; target=123904$/);
     expect(chatBodies()[0]!.messages).toEqual(messages);
@@ -61,7 +49,7 @@ describe('X-Recall-Compact: auto', () => {
 
   it('truncates a conversation a little over the target, keeping tool pairs whole', async () => {
     const sdk = env.recall.client({ defaultHeaders: { 'X-Recall-Compact': 'auto; target=1200' } });
-    const messages = conversation(4);
+    const messages = agentConversation(4);
     const { response } = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
     expect(response.headers.get('x-recall-compacted')).toMatch(/^strategy=truncation; /);
     const sent = chatBodies()[0]!.messages as Record<string, any>[];

@@ -1,6 +1,7 @@
 // POST /recall/compact on a real Recall in front of the mock upstream, which writes the summaries.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRecallWithMock, type RecallWithMock } from '../../support/recall.js';
+import { agentConversation, words } from '../../support/conversation.js';
 
 let env: RecallWithMock;
 beforeAll(async () => { env = await startRecallWithMock({ 'compaction.pinned_patterns': '^PINNED:' }); });
@@ -16,20 +17,6 @@ async function compact(body: unknown): Promise<{ status: number; json: any }> {
   return { status: response.status, json: await response.json() };
 }
 
-const words = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
-
-/** A long agent conversation: turns of question, tool call, tool result and answer. */
-function conversation(turns: number): Record<string, unknown>[] {
-  const messages: Record<string, unknown>[] = [{ role: 'system', content: 'You are a travel agent.' }];
-  for (let t = 0; t < turns; t++) {
-    messages.push({ role: 'user', content: `Question ${t}: ${words(30, `q${t}_`)}` });
-    messages.push({ role: 'assistant', content: null, tool_calls: [{ id: `call_${t}`, type: 'function', function: { name: 'search', arguments: `{"turn":${t}}` } }] });
-    messages.push({ role: 'tool', tool_call_id: `call_${t}`, content: `Result ${t}: ${words(40, `r${t}_`)}` });
-    messages.push({ role: 'assistant', content: `Answer ${t}: ${words(20, `a${t}_`)}` });
-  }
-  messages.push({ role: 'user', content: 'And the final question?' });
-  return messages;
-}
 
 /** Every tool message follows its assistant call, and no tool message comes first after the instructions. */
 function expectToolPairsIntact(messages: Record<string, any>[]): void {
@@ -75,7 +62,7 @@ describe('POST /recall/compact', () => {
   });
 
   it('truncates to the budget, keeping the system prompt, pinned messages and tool pairs', async () => {
-    const messages = conversation(8);
+    const messages = agentConversation(8);
     messages.splice(1, 0, { role: 'user', content: 'PINNED: my passport number is X123' });
     const { status, json } = await compact({ model: 'gpt-4o-mini', messages, target_tokens: 600, strategy: 'truncation' });
     expect(status).toBe(200);
@@ -90,7 +77,7 @@ describe('POST /recall/compact', () => {
   });
 
   it('summarises the older span through the upstream, keeps recent messages, and caches the summary', async () => {
-    const messages = conversation(8);
+    const messages = agentConversation(8);
     const first = await compact({ model: 'gpt-4o-mini', messages, target_tokens: 600, strategy: 'summary', preserve_recent: 3 });
     expect(first.status).toBe(200);
     expect(first.json.strategy_used).toBe('summary');
@@ -119,12 +106,12 @@ describe('POST /recall/compact', () => {
   });
 
   it('summarises incrementally: the earlier summary plus only the new span', async () => {
-    const short = conversation(6);
+    const short = agentConversation(6);
     const first = await compact({ model: 'gpt-4o-mini', messages: short, target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
     expect(first.json.summary_cached).toBe(false);
     const firstSummary = (first.json.messages[1].content as string).split('\n').slice(1).join('\n');
     // The conversation grows: the same opening, then more turns.
-    const grown = [...short, { role: 'assistant', content: 'Final answer A.' }, ...conversation(9).slice(1 + 6 * 4)];
+    const grown = [...short, { role: 'assistant', content: 'Final answer A.' }, ...agentConversation(9).slice(1 + 6 * 4)];
     const second = await compact({ model: 'gpt-4o-mini', messages: grown, target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
     expect(second.status).toBe(200);
     expect(second.json.summary_cached).toBe(false);
@@ -138,9 +125,9 @@ describe('POST /recall/compact', () => {
   });
 
   it('summarises a conversation it compacted before together with its earlier summary, leaving one summary', async () => {
-    const first = await compact({ model: 'gpt-4o-mini', messages: conversation(6), target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
+    const first = await compact({ model: 'gpt-4o-mini', messages: agentConversation(6), target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
     const earlier = first.json.messages[1].content as string;
-    const continued = [...first.json.messages, { role: 'assistant', content: 'Noted.' }, ...conversation(8).slice(1 + 6 * 4)];
+    const continued = [...first.json.messages, { role: 'assistant', content: 'Noted.' }, ...agentConversation(8).slice(1 + 6 * 4)];
     const second = await compact({ model: 'gpt-4o-mini', messages: continued, target_tokens: 500, strategy: 'summary', preserve_recent: 1 });
     expect(second.status).toBe(200);
     const summaries = (second.json.messages as Record<string, any>[]).filter((m) => typeof m.content === 'string' && m.content.startsWith('Summary of the earlier conversation'));
@@ -153,7 +140,7 @@ describe('POST /recall/compact', () => {
 
   it('shares one upstream call between identical summaries asked at the same time', async () => {
     env.mock.setDefaults({ latencyMs: 50 });
-    const body = { model: 'gpt-4o-mini', messages: conversation(7), target_tokens: 500, strategy: 'summary' };
+    const body = { model: 'gpt-4o-mini', messages: agentConversation(7), target_tokens: 500, strategy: 'summary' };
     const answers = await Promise.all([compact(body), compact(body), compact(body)]);
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
     expect(answers[1]!.json.messages).toEqual(answers[0]!.json.messages);
@@ -162,7 +149,7 @@ describe('POST /recall/compact', () => {
   });
 
   it('hybrid truncates a little over budget and summarises far over it, saying why', async () => {
-    const messages = conversation(4);
+    const messages = agentConversation(4);
     const slightly = await compact({ model: 'gpt-4o-mini', messages, target_tokens: 1200, strategy: 'hybrid' });
     expect(slightly.json.tokens_before).toBeLessThanOrEqual(1.5 * 1200);
     expect(slightly.json.strategy_used).toBe('truncation');
@@ -177,7 +164,7 @@ describe('POST /recall/compact', () => {
 
   it('answers 502 when the upstream cannot summarise, leaving nothing half-done', async () => {
     env.mock.failNext('500', 3);
-    const { status, json } = await compact({ model: 'gpt-4o-mini', messages: conversation(5), target_tokens: 300, strategy: 'summary' });
+    const { status, json } = await compact({ model: 'gpt-4o-mini', messages: agentConversation(5), target_tokens: 300, strategy: 'summary' });
     expect(status).toBe(502);
     expect(json.error.code).toBe('compaction_summary_failed');
   });
