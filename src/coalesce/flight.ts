@@ -12,9 +12,8 @@ import { RecallError } from '../openai/errors.js';
 import { renderCompletionStream } from '../openai/render.js';
 import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
 import { isCompletionObject } from '../openai/wire.js';
-import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
+import { asUpstreamError, isEventStream, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
-import { isEventStream, readWhole } from '../proxy/relay.js';
 import { markFirstEvent } from '../proxy/request-context.js';
 
 /** One request waiting on a flight. */

@@ -8,7 +8,6 @@ import type { RecallConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/catalog.js';
 import type { CompletionRoute } from '../openai/assemble.js';
 import { RecallError } from '../openai/errors.js';
-import { usageOf } from '../openai/usage.js';
 import type { UpstreamResponse } from '../upstream/client.js';
 import { Flight, type FlightMember, type FlightSignal } from './flight.js';
 import type { RemoteFlights } from './remote-flights.js';
@@ -46,11 +45,6 @@ export class Coalescer {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Keys with an upstream call in flight in this process. */
-  get inFlight(): number {
-    return this.flights.size;
-  }
-
   /** Is an identical request (same key) in flight in this process, so that this one can join it? */
   inFlightFor(key: string): boolean {
     return this.flights.has(key);
@@ -79,9 +73,7 @@ export class Coalescer {
       },
       onCoalesced: (joined, body) => {
         metrics.coalesced(request.route);
-        const usage = body === undefined ? undefined : usageOf(body);
-        const model = (joined.request.body as { model?: unknown }).model;
-        if (usage !== undefined) metrics.saved(typeof model === 'string' ? model : 'unknown', usage.promptTokens, usage.completionTokens);
+        if (body !== undefined) metrics.savedBy((joined.request.body as { model?: unknown }).model, body);
       },
     });
     // A flight that cannot be joined (past its caps) keeps its place; this request then goes upstream on its own.

@@ -1,5 +1,6 @@
 // The one catalog of Recall's Prometheus metrics (prefix `recall_`), on a registry owned by the app. Label values
 // are bounded: routes as registered, status codes, cache outcomes, tiers, and models mapped to the price table.
+import { usageOf, type TokenUsage } from '../openai/usage.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
@@ -170,6 +171,7 @@ export class Metrics implements UpstreamObserver {
 
   private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', { inc(value: number): void }>>();
   private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void }; overhead: { observe(value: number): void } }>();
+  private readonly usages = new WeakMap<Buffer, TokenUsage | undefined>();
   private readonly lookupSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
   private readonly toolCallDuration = new Histogram({
     name: 'recall_tool_call_duration_seconds', help: 'Time a tool call of POST /recall/tools/batch took, by configured tool and status (ok, error, timeout, skipped; cached results are ok).',
@@ -324,7 +326,20 @@ export class Metrics implements UpstreamObserver {
   }
 
   /** A hit saved these tokens of `model`; returns the USD saved. */
-  saved(model: string, promptTokens: number, completionTokens: number): number {
+  /**
+   * An answer served without its own upstream call (a hit, a coalesced request) saved the tokens of its stored usage.
+   * The memory store hands out the same buffer on every hit of an entry: its usage is read once.
+   */
+  savedBy(model: unknown, answer: Buffer): void {
+    let usage = this.usages.get(answer);
+    if (usage === undefined && !this.usages.has(answer)) {
+      usage = usageOf(answer);
+      this.usages.set(answer, usage);
+    }
+    if (usage !== undefined) this.saved(typeof model === 'string' ? model : 'unknown', usage.promptTokens, usage.completionTokens);
+  }
+
+  private saved(model: string, promptTokens: number, completionTokens: number): void {
     const label = this.prices.modelLabel(model);
     const series = this.savingSeries.get(label, () => ({
       prompt: this.tokensSaved.labels(label, 'prompt'), completion: this.tokensSaved.labels(label, 'completion'), usd: this.costSaved.labels(label),
@@ -334,7 +349,6 @@ export class Metrics implements UpstreamObserver {
     const usd = this.prices.cost(label, promptTokens, completionTokens);
     if (usd > 0) series.usd.inc(usd);
     this.recent.saved(promptTokens, completionTokens, usd);
-    return usd;
   }
 
   upstreamQueueDepth(priority: Priority, depth: number): void {

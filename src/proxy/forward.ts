@@ -3,9 +3,9 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
-import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../upstream/client.js';
+import { isEventStream, readWhole, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from '../upstream/headers.js';
-import { ClientDeparture, isEventStream, readWhole, relayBuffered, relayEventStream, relayPiped } from './relay.js';
+import { ClientDeparture, relayBuffered, relayEventStream, relayPiped } from './relay.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */

@@ -18,7 +18,6 @@ import { readPolicy, type CachePolicy } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/catalog.js';
-import { usageOf, type TokenUsage } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
 import { markFirstEvent } from './request-context.js';
@@ -56,7 +55,6 @@ export interface PipelineDeps {
 export class Pipeline {
   private readonly now: () => number;
   private readonly keys = new KeyMemo();
-  private readonly usages = new WeakMap<Buffer, TokenUsage | undefined>();
   private readonly cachedRoutes: ReadonlySet<string>;
 
   constructor(private readonly deps: PipelineDeps) {
@@ -126,7 +124,7 @@ export class Pipeline {
       request.recall.cacheOutcome = similarity === undefined ? 'HIT' : 'SEMANTIC';
       // A rendered stream is sent whole: its first event leaves now.
       if (body.stream === true) markFirstEvent(request.recall);
-      this.countSaving(body, entry.body);
+      this.deps.metrics.savedBy(body.model, entry.body);
       return { reply: answer };
     } catch (err) {
       request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
@@ -155,24 +153,13 @@ export class Pipeline {
     if (answer.outcome === 'HIT') {
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';
-      this.countSaving(body, answer.body);
+      this.deps.metrics.savedBy(body.model, answer.body);
     } else {
       const reason = answer.outcome === 'PARTIAL' ? 'partial' : policy.read ? 'miss' : 'request';
       markForwarded(reply, reason, answer.storedInputs > 0, answer.outcome === 'PARTIAL' ? `cached-${answer.cachedInputs}-of-${answer.totalInputs}` : undefined);
       request.recall.cacheOutcome = 'MISS';
     }
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
-  }
-
-  /** What a hit did not spend upstream, from the usage stored with the answer. */
-  private countSaving(body: JsonObject, answer: Buffer): void {
-    // The memory store hands out the same buffer on every hit of an entry: its usage is read once.
-    let usage = this.usages.get(answer);
-    if (usage === undefined && !this.usages.has(answer)) {
-      usage = usageOf(answer);
-      this.usages.set(answer, usage);
-    }
-    if (usage !== undefined) this.deps.metrics.saved(typeof body.model === 'string' ? body.model : 'unknown', usage.promptTokens, usage.completionTokens);
   }
 
   private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason): Promise<FastifyReply> {

@@ -5,9 +5,8 @@ import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
-import { RecallError } from '../openai/errors.js';
 import { SseEventFramer, sseErrorEvent } from '../openai/sse.js';
-import { asUpstreamError, type UpstreamResponse } from '../upstream/client.js';
+import { asUpstreamError, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
 import { markFirstEvent } from './request-context.js';
 
@@ -26,11 +25,6 @@ export class ClientDeparture extends EventEmitter {
       this.emit('abort');
     });
   }
-}
-
-export function isEventStream(response: UpstreamResponse): boolean {
-  const type = response.headers['content-type'];
-  return typeof type === 'string' && type.startsWith('text/event-stream');
 }
 
 export interface RelayOptions {
@@ -87,17 +81,4 @@ export function relayPiped({ request, reply, response, sentAt }: RelayOptions): 
     request.recall.upstreamMs = performance.now() - sentAt;
   });
   return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(response.body);
-}
-
-/** Reads an answer whole; a body that breaks or stalls becomes a 502 or 504. */
-export async function readWhole(response: UpstreamResponse, upstreamSettings: RecallConfig['upstream']): Promise<Buffer> {
-  try {
-    return Buffer.from(await response.body.arrayBuffer());
-  } catch (err) {
-    const failure = asUpstreamError(err, upstreamSettings);
-    if (failure.kind === 'upstreamUnreachable') {
-      throw new RecallError('upstreamBrokenResponse', `The upstream API closed the connection in the middle of its answer (status ${response.status}). Try again.`, null, { cause: err });
-    }
-    throw failure;
-  }
 }

@@ -175,6 +175,25 @@ export class UpstreamClient {
   }
 }
 
+/** Does the upstream answer with server-sent events? */
+export function isEventStream(response: UpstreamResponse): boolean {
+  const type = response.headers['content-type'];
+  return typeof type === 'string' && type.startsWith('text/event-stream');
+}
+
+/** Reads an answer whole; a body that breaks or stalls becomes a 502 or 504. */
+export async function readWhole(response: UpstreamResponse, upstreamSettings: RecallConfig['upstream']): Promise<Buffer> {
+  try {
+    return Buffer.from(await response.body.arrayBuffer());
+  } catch (err) {
+    const failure = asUpstreamError(err, upstreamSettings);
+    if (failure.kind === 'upstreamUnreachable') {
+      throw new RecallError('upstreamBrokenResponse', `The upstream API closed the connection in the middle of its answer (status ${response.status}). Try again.`, null, { cause: err });
+    }
+    throw failure;
+  }
+}
+
 const TIMEOUTS: Record<string, { setting: string; what: string }> = {
   UND_ERR_CONNECT_TIMEOUT: { setting: 'upstream.connect_timeout_ms', what: 'did not accept a connection' },
   UND_ERR_HEADERS_TIMEOUT: { setting: 'upstream.headers_timeout_ms', what: 'did not start answering' },
