@@ -1,0 +1,125 @@
+// Three Recall instances on one real Redis Cluster (three masters, one replica each): entries, semantic vectors,
+// in-flight locks and purges are shared across instances, with keys spread over every master.
+import OpenAI from 'openai';
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
+import { sample, scrape } from '../../support/metrics.js';
+import { eventually, startRecall, type RunningRecall } from '../../support/recall.js';
+import { startThrowawayCluster, type ThrowawayCluster } from '../../support/redis-cluster.js';
+
+const PREFIX = 'recall-cluster-test:';
+const ADMIN_TOKEN = 'cluster-admin-token';
+
+let cluster: ThrowawayCluster;
+let raw: Cluster;
+let mock: MockUpstream;
+let instances: [RunningRecall, RunningRecall, RunningRecall];
+let counter = 0;
+
+const upstreamChats = () => mock.stats().byRoute['POST /v1/chat/completions'] ?? 0;
+const chat = (content: string): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+const fresh = () => `Which houseplants survive a dark flat for ${++counter} weeks (${process.pid})?`;
+const vectorsOn = async (instance: RunningRecall) => sample(await scrape(instance.url), 'recall_semantic_vectors');
+
+/** Keys under the test's prefix on every master (a SCAN covers one node). */
+async function storedKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  for (const node of raw.nodes('master')) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  }
+  return keys;
+}
+
+beforeAll(async () => {
+  cluster = await startThrowawayCluster();
+  raw = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
+  mock = await startMockUpstream();
+  // No tenant secret: the instances agree on one through the Cluster. A generous command timeout: this shared test
+  // machine can be slow, and a timed-out command fails open (upstream), which would blur what is tested.
+  const settings = {
+    'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.key_prefix': PREFIX, 'redis.command_timeout_ms': 1_000,
+    'admin.token': ADMIN_TOKEN,
+  };
+  instances = [await startRecall(settings), await startRecall(settings), await startRecall(settings)];
+}, 120_000);
+afterAll(async () => {
+  await Promise.all((instances ?? []).map((i) => i.close()));
+  await mock?.close();
+  raw?.disconnect();
+  await cluster?.stop();
+});
+beforeEach(() => mock.reset());
+
+describe('three instances on a Redis Cluster', () => {
+  it('an answer stored through one instance is an exact hit on the other two, with keys on every master', async () => {
+    const [a, b, c] = instances;
+    const prompts = Array.from({ length: 12 }, fresh);
+    const first = await Promise.all(prompts.map((p) => a.client().chat.completions.create(chat(p)).withResponse()));
+    expect(first.map((r) => r.response.headers.get('x-recall-cache'))).toEqual(prompts.map(() => 'MISS'));
+    for (const instance of [b, c]) {
+      const again = await Promise.all(prompts.map((p) => instance.client().chat.completions.create(chat(p)).withResponse()));
+      expect(again.map((r) => r.response.headers.get('x-recall-cache'))).toEqual(prompts.map(() => 'HIT'));
+      expect(again.map((r) => r.data)).toEqual(first.map((r) => r.data));
+    }
+    expect(upstreamChats()).toBe(prompts.length);
+    // Entries are spread over the slots, so every master holds some of them.
+    const holders = new Set(await Promise.all((await storedKeys()).map((key) => cluster.masterOf(key))));
+    expect(holders.size).toBe(3);
+  });
+
+  it('an entry stored through one instance is a semantic hit on the others within about a second', async () => {
+    const [a, b, c] = instances;
+    const before = await Promise.all([b, c].map(vectorsOn));
+    const original = fresh();
+    const variant = original.toLowerCase().replace('?', '');
+    const stored = await a.client().chat.completions.create(chat(original));
+    await eventually(async () => (await vectorsOn(b)) > before[0]! && (await vectorsOn(c)) > before[1]!, 'both other instances indexed the vector');
+    for (const instance of [b, c]) {
+      const answer = await instance.client().chat.completions.create(chat(variant)).withResponse();
+      expect(answer.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+      expect(answer.data).toEqual(stored);
+    }
+    expect(upstreamChats()).toBe(1);
+  });
+
+  it('a burst of identical requests spread over all three instances makes one upstream call', async () => {
+    const request = chat(fresh());
+    // Every request of the burst must arrive before the upstream answers, on a shared and loaded machine.
+    const slow = { headers: { 'x-mock-latency-ms': '1500' } };
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => instances[i % 3]!.client().chat.completions.create(request, slow).withResponse()),
+    );
+    expect(upstreamChats()).toBe(1);
+    expect(new Set(answers.map((a) => JSON.stringify(a.data))).size).toBe(1);
+    const outcomes = answers.map((a) => a.response.headers.get('x-recall-cache'));
+    expect(outcomes.filter((o) => o === 'MISS')).toHaveLength(1);
+    expect(outcomes.filter((o) => o === 'COALESCED' || o === 'HIT')).toHaveLength(29);
+  });
+
+  it('purge-all through one instance clears the entries of every instance, on every master', async () => {
+    const [a, b, c] = instances;
+    const prompts = Array.from({ length: 12 }, fresh);
+    await Promise.all(prompts.map((p, i) => instances[i % 3]!.client().chat.completions.create(chat(p))));
+    const before = (await storedKeys()).length;
+    expect(before).toBeGreaterThanOrEqual(prompts.length);
+    const purge = await fetch(`${c.url}/recall/admin/purge`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ all: true }),
+    });
+    expect(purge.status).toBe(200);
+    expect(await purge.json()).toEqual({ purged: before });
+    expect(await storedKeys()).toEqual([]);
+    mock.reset();
+    for (const instance of [a, b]) {
+      const outcomes = await Promise.all(prompts.map(async (p) => (await instance.client().chat.completions.create(chat(p), { headers: { 'x-recall-semantic': 'off' } }).withResponse()).response.headers.get('x-recall-cache')));
+      // The first instance finds every entry gone and stores it again; the second then hits what the first stored.
+      expect(outcomes).toEqual(prompts.map(() => (instance === a ? 'MISS' : 'HIT')));
+    }
+    expect(upstreamChats()).toBe(prompts.length);
+  });
+});
