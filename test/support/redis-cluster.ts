@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
-import { freePort, launch, terminate } from './redis.js';
+import { askRedis as ask, freePort, launch, terminate } from './redis.js';
 
 const run = promisify(execFile);
 const MASTERS = 3;
@@ -72,16 +71,6 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
 
 function handle(nodes: ClusterNode[], stop: () => Promise<void>): ThrowawayCluster {
   const alive = () => nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
-  const ask = async <T>(port: number, command: (redis: Redis) => Promise<T>): Promise<T> => {
-    const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 2_000 });
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-      return await command(redis);
-    } finally {
-      redis.disconnect();
-    }
-  };
   const topology = async () => {
     const text = await ask(alive()[0]!.port, (r) => r.cluster('NODES') as Promise<string>);
     return text.trim().split('\n').map((line) => {

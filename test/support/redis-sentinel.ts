@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import { Redis } from 'ioredis';
-import { freePort, launch, terminate } from './redis.js';
+import { askRedis as ask, freePort, launch, terminate } from './redis.js';
 
 export const SENTINEL_MASTER_NAME = 'recall-test';
 const PROMOTION_TIMEOUT_MS = 60_000;
@@ -46,15 +45,6 @@ export async function startThrowawaySentinel(): Promise<ThrowawaySentinel> {
       '--sentinel', 'down-after-milliseconds', SENTINEL_MASTER_NAME, '1000',
       '--sentinel', 'failover-timeout', SENTINEL_MASTER_NAME, '5000',
     ], config));
-    const ask = async <T>(port: number, command: (redis: Redis) => Promise<T>): Promise<T> => {
-      const redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => null });
-      redis.on('error', () => undefined);
-      try {
-        return await command(redis);
-      } finally {
-        redis.disconnect();
-      }
-    };
     const masterNamed = async () => Number((await ask(sentinelPort, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME) as Promise<string[]>))[1]);
     const until = async (probe: () => Promise<boolean>, what: string) => {
       const deadline = Date.now() + PROMOTION_TIMEOUT_MS;
@@ -72,7 +62,7 @@ export async function startThrowawaySentinel(): Promise<ThrowawaySentinel> {
       masterPort,
       replicaPort,
       replicated: async () => {
-        const acknowledged = await ask(masterPort, (r) => r.call('WAIT', '1', '5000'));
+        const acknowledged = await ask(masterPort, (r) => r.call('WAIT', '1', '1500'));
         if (acknowledged !== 1) throw new Error('the replica did not acknowledge the writes');
       },
       failover: async () => {

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 
 const STARTUP_TIMEOUT_MS = 5_000;
 const STOP_TIMEOUT_MS = 2_000;
@@ -116,5 +117,17 @@ export async function terminate(child: ChildProcess, signal: 'SIGTERM' | 'SIGKIL
   if (!stopped) {
     child.kill('SIGKILL');
     await exited;
+  }
+}
+
+/** One command (or a few) on a fresh connection to a loopback server, which is closed after; no retries, no queueing. */
+export async function askRedis<T>(port: number, command: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 2_000 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    return await command(redis);
+  } finally {
+    redis.disconnect();
   }
 }
