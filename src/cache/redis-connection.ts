@@ -74,11 +74,17 @@ function clusterOptions(target: Extract<RedisTarget, { kind: 'cluster' }>, failF
   };
 }
 
-/** A second connection to the same Redis, for what would block the first: a blocking XREAD, a subscription. */
+/**
+ * A second connection to the same Redis, for what would block the first: a blocking XREAD, a subscription. Its
+ * failures reach its owner as rejected commands; connection errors are not reported twice.
+ */
 export function sideConnection(connection: RedisConnection, options: SideConnectionOptions): RedisConnection {
   const perNode: RedisOptions = { connectionName: options.connectionName, commandTimeout: options.commandTimeoutMs, maxRetriesPerRequest: null };
-  if (connection instanceof Cluster) return connection.duplicate([], { enableOfflineQueue: true, redisOptions: perNode });
-  return connection.duplicate({ ...perNode, enableOfflineQueue: true });
+  const side = connection instanceof Cluster
+    ? connection.duplicate([], { enableOfflineQueue: true, redisOptions: perNode })
+    : connection.duplicate({ ...perNode, enableOfflineQueue: true });
+  side.on('error', () => undefined);
+  return side;
 }
 
 /** The servers that hold keys: every master of a Cluster (a SCAN covers one node only), or the one server. */

@@ -40,7 +40,6 @@ export class RemoteFlights {
     // A subscribed connection can send nothing else; it queues its SUBSCRIBE until connected and resubscribes after
     // every reconnect on its own.
     this.subscriber = sideConnection(redis, { connectionName: 'recall-flights' });
-    this.subscriber.on('error', () => undefined);
     this.subscriber.on('message', (_channel: string, key: string) => {
       for (const wake of this.watchers.get(key) ?? []) wake();
     });

@@ -58,7 +58,11 @@ export class RedisFeed implements InsertSink {
   async close(): Promise<void> {
     this.closed = true;
     this.reader.disconnect();
-    await this.following?.catch(() => undefined);
+    // A Cluster that never connected keeps its queued XREAD pending after disconnect (ioredis 6): wait a bounded time.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, BLOCK_MS * 2); });
+    await Promise.race([this.following?.catch(() => undefined), bound]);
+    clearTimeout(timer);
   }
 
   private async follow(): Promise<void> {

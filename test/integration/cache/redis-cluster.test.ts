@@ -5,7 +5,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
 import { sample, scrape } from '../../support/metrics.js';
-import { eventually, startRecall, type RunningRecall } from '../../support/recall.js';
+import { closedPort, eventually, startRecall, startRecallWithMock, type RunningRecall } from '../../support/recall.js';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../support/redis-cluster.js';
 
 const PREFIX = 'recall-cluster-test:';
@@ -71,6 +71,8 @@ describe('three instances on a Redis Cluster', () => {
     // Entries are spread over the slots, so every master holds some of them.
     const holders = new Set(await Promise.all((await storedKeys()).map((key) => cluster.masterOf(key))));
     expect(holders.size).toBe(3);
+    const ready = await (await fetch(`${c.url}/readyz`)).json() as { checks: { redis: { ok: boolean; status: string } } };
+    expect(ready.checks.redis).toEqual({ ok: true, status: 'ready' });
   });
 
   it('an entry stored through one instance is a semantic hit on the others within about a second', async () => {
@@ -122,4 +124,23 @@ describe('three instances on a Redis Cluster', () => {
     }
     expect(upstreamChats()).toBe(prompts.length);
   });
+});
+
+describe('a Cluster that cannot be reached', () => {
+  it('Recall starts, answers every request from the upstream and reports Redis down', async () => {
+    const unreachable = await startRecallWithMock({ 'redis.cluster': `127.0.0.1:${await closedPort()}`, 'redis.key_prefix': PREFIX });
+    try {
+      const request = chat(fresh());
+      for (let i = 0; i < 2; i++) {
+        const answer = await unreachable.sdk.chat.completions.create(request).withResponse();
+        expect(answer.response.headers.get('x-recall-cache')).toBe('MISS');
+      }
+      expect(unreachable.mock.stats().byRoute['POST /v1/chat/completions']).toBe(2);
+      const ready = await fetch(`${unreachable.recall.url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(((await ready.json()) as { checks: { redis: { ok: boolean } } }).checks.redis.ok).toBe(false);
+    } finally {
+      await unreachable.close();
+    }
+  }, 30_000);
 });
