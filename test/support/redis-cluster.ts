@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { askRedis as ask, freePort, launch, terminate } from './redis.js';
+import type { Redis } from 'ioredis';
+import { askRedis, freePort, launch, terminate } from './redis.js';
 
 const run = promisify(execFile);
 const MASTERS = 3;
@@ -40,7 +41,13 @@ export interface ThrowawayCluster {
   stop(): Promise<void>;
 }
 
-export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
+export interface ClusterOptions {
+  /** Every node then requires it (`requirepass`), and replicas use it towards their masters (`masterauth`). */
+  password?: string;
+}
+
+export async function startThrowawayCluster(options: ClusterOptions = {}): Promise<ThrowawayCluster> {
+  const auth = options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password];
   const dir = await mkdtemp(join(tmpdir(), 'recall-cluster-'));
   const nodes: ClusterNode[] = [];
   const killAll = () => { for (const node of nodes) node.process.kill('SIGKILL'); };
@@ -54,13 +61,14 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
     for (const port of await freePortPairs(NODES)) {
       const child = await launch(port, [
         '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000',
-        '--dir', dir,
+        '--dir', dir, ...auth,
       ]);
       nodes.push({ port, address: `127.0.0.1:${port}`, process: child });
     }
     // Masters are the first three addresses; redis-cli gives each one replica among the rest.
-    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
-    const cluster = handle(nodes, stop);
+    const cliAuth = options.password === undefined ? [] : ['-a', options.password, '--no-auth-warning'];
+    await run('redis-cli', [...cliAuth, '--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+    const cluster = handle(nodes, stop, options.password);
     await cluster.settled();
     return cluster;
   } catch (error) {
@@ -69,7 +77,8 @@ export async function startThrowawayCluster(): Promise<ThrowawayCluster> {
   }
 }
 
-function handle(nodes: ClusterNode[], stop: () => Promise<void>): ThrowawayCluster {
+function handle(nodes: ClusterNode[], stop: () => Promise<void>, password: string | undefined): ThrowawayCluster {
+  const ask = <T>(port: number, command: (redis: Redis) => Promise<T>) => askRedis(port, command, password);
   const alive = () => nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
   const topology = async () => {
     const text = await ask(alive()[0]!.port, (r) => r.cluster('NODES') as Promise<string>);

@@ -103,7 +103,7 @@ function answersPing(port: number): Promise<boolean> {
     socket.once('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       reply += chunk.toString();
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')); // NOAUTH: up, with requirepass
     });
   });
 }
@@ -121,8 +121,8 @@ export async function terminate(child: ChildProcess, signal: 'SIGTERM' | 'SIGKIL
 }
 
 /** One command (or a few) on a fresh connection to a loopback server, which is closed after; no retries, no queueing. */
-export async function askRedis<T>(port: number, command: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 2_000 });
+export async function askRedis<T>(port: number, command: (redis: Redis) => Promise<T>, password?: string): Promise<T> {
+  const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 2_000, password });
   redis.on('error', () => undefined);
   try {
     await redis.connect();

@@ -1,5 +1,5 @@
-// Three Recall instances on one real Redis Cluster (three masters, one replica each): entries, semantic vectors,
-// in-flight locks and purges are shared across instances, with keys spread over every master.
+// Three Recall instances on one real Redis Cluster (three masters, one replica each, a password on every node):
+// entries, semantic vectors, in-flight locks and purges are shared across instances, with keys spread over every master.
 import OpenAI from 'openai';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { startThrowawayCluster, type ThrowawayCluster } from '../../support/redi
 
 const PREFIX = 'recall-cluster-test:';
 const ADMIN_TOKEN = 'cluster-admin-token';
+const PASSWORD = 'cluster-node-password';
 
 let cluster: ThrowawayCluster;
 let raw: Cluster;
@@ -37,14 +38,14 @@ async function storedKeys(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  cluster = await startThrowawayCluster();
-  raw = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
+  cluster = await startThrowawayCluster({ password: PASSWORD });
+  raw = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), { redisOptions: { password: PASSWORD } });
   mock = await startMockUpstream();
   // No tenant secret: the instances agree on one through the Cluster. A generous command timeout: this shared test
   // machine can be slow, and a timed-out command fails open (upstream), which would blur what is tested.
   const settings = {
-    'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.key_prefix': PREFIX, 'redis.command_timeout_ms': 1_000,
-    'admin.token': ADMIN_TOKEN,
+    'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.password': PASSWORD, 'redis.key_prefix': PREFIX,
+    'redis.command_timeout_ms': 1_000, 'admin.token': ADMIN_TOKEN,
   };
   instances = [await startRecall(settings), await startRecall(settings), await startRecall(settings)];
 }, 120_000);
