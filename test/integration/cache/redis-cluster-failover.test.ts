@@ -1,11 +1,13 @@
 // A Redis Cluster master is SIGKILLed while three Recall instances serve a steady, bounded stream of requests: its
 // replica takes over, every request still succeeds (lookups on the lost master fail open and go upstream), and hits
-// on the keys it held resume from the replica's copy. The figures printed at the end are in docs/RELIABILITY.md.
+// on the keys it held resume from the replica's copy. The master killed is the one holding the semantic stream, which
+// keeps sharing vectors afterwards. The figures printed at the end are in docs/RELIABILITY.md.
 import OpenAI from 'openai';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
-import { startRecall, type RunningRecall } from '../../support/recall.js';
+import { sample, scrape } from '../../support/metrics.js';
+import { eventually, startRecall, type RunningRecall } from '../../support/recall.js';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../support/redis-cluster.js';
 
 const PREFIX = 'recall-failover-test:';
@@ -29,6 +31,7 @@ interface Outcome {
   error?: string;
 }
 
+const vectorsOn = async (instance: RunningRecall) => sample(await scrape(instance.url), 'recall_semantic_vectors');
 const chat = (i: number): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => ({
   model: 'gpt-4o-mini', messages: [{ role: 'user', content: `failover prompt ${i} of run ${process.pid}: what is a replica?` }],
 });
@@ -36,8 +39,9 @@ const chat = (i: number): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => 
 beforeAll(async () => {
   cluster = await startThrowawayCluster();
   mock = await startMockUpstream();
-  // A command timeout that a loaded, shared machine meets; a lookup on the dead master fails open after it.
-  const settings = { 'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.key_prefix': PREFIX, 'redis.command_timeout_ms': 500, 'semantic.enabled': false };
+  // A command timeout that a loaded, shared machine meets; a lookup on the dead master fails open after it. The
+  // prompts differ only in a number, which the semantic guards keep apart: every answer is an exact HIT or a MISS.
+  const settings = { 'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.key_prefix': PREFIX, 'redis.command_timeout_ms': 500 };
   instances = [await startRecall(settings), await startRecall(settings), await startRecall(settings)];
 }, 120_000);
 afterAll(async () => {
@@ -56,7 +60,7 @@ describe('Redis Cluster failover under load', () => {
       expected.push(answer.data.choices[0]!.message.content!);
       holder.push(await cluster.masterOf(PREFIX + answer.response.headers.get('x-recall-key')!));
     }
-    const victim = holder[0]!;
+    const victim = await cluster.masterOf(`recall-meta:${PREFIX}semantic`);
     const lost = new Set(holder.flatMap((port, i) => (port === victim ? [i] : [])));
     // Every write has reached the victim's replica before it dies, so the entries survive the failover.
     const node = new Redis(victim, '127.0.0.1');
@@ -113,11 +117,22 @@ describe('Redis Cluster failover under load', () => {
 
     expect(lost.size).toBeGreaterThan(0);
     expect(failures).toEqual([]);
+    expect(outcomes.filter((o) => o.cache !== 'HIT' && o.cache !== 'MISS')).toEqual([]);
     expect(resumed).toBeDefined();
     // Once the replica answers, the lost keys are hits again: the last requests of each lost key are hits.
     for (const prompt of lost) {
       const last = outcomes.filter((o) => o.prompt === prompt).at(-1);
       expect(last?.cache, `prompt ${prompt}`).toBe('HIT');
     }
+
+    // The semantic stream lived on the killed master: a new entry still reaches the other instances, from the replica.
+    const [a, b] = instances as [RunningRecall, RunningRecall];
+    const before = await vectorsOn(b);
+    const question = `after the failover ${process.pid}: which houseplants survive a dark flat for 3 weeks?`;
+    const stored = await a.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: question }] });
+    await eventually(async () => (await vectorsOn(b)) > before, 'the other instance indexed the new vector');
+    const variant = await b.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: question.toUpperCase() }] }).withResponse();
+    expect(variant.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    expect(variant.data).toEqual(stored);
   }, 120_000);
 });
