@@ -31,6 +31,11 @@ export interface FaultScenarioOptions {
   headersTimeoutMs: number;
   /** How often Recall's RSS is read. */
   rssIntervalMs: number;
+  /**
+   * Short-lived entries and stale-if-error: cache.ttl_seconds and cache.stale_if_error_seconds. Upstream failures of
+   * requests whose entry has expired are then answered STALE. Undefined: the defaults (a day; off).
+   */
+  stale?: { ttlS: number; graceS: number } | undefined;
 }
 
 export const FULL_RUN: FaultScenarioOptions = {
@@ -83,8 +88,8 @@ export interface FaultReport {
   mock: { calls: number; faults: Record<string, number> };
   restarts: RestartFigures[];
   rssMb: { atStart: number; afterWarmup: number; peak: number; atEnd: number; samples: number };
-  /** From Recall's /metrics at the end. */
-  recall: { storeErrors: number; upstreamErrors: number; alive: boolean };
+  /** From Recall's /metrics at the end; the semantic index is the part of Recall's memory that grows with new prompts. */
+  recall: { storeErrors: number; upstreamErrors: number; semanticVectors: number; semanticIndexMb: number; alive: boolean };
 }
 
 /** Outcomes served from a cache entry, and those that could have been (as the hit rate in /recall/stats counts). */
@@ -154,8 +159,8 @@ function rssMb(pid: number | undefined): number {
   }
 }
 
-/** Sum of a counter's samples in Prometheus text. */
-function counterSum(text: string, name: string): number {
+/** Sum of a counter's (or gauge's) samples in Prometheus text. */
+function metricSum(text: string, name: string): number {
   let sum = 0;
   for (const line of text.split('\n')) if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   return sum;
@@ -168,6 +173,7 @@ async function startRecallProcess(children: ChildProcesses, mock: MockUpstream, 
   writeFileSync(configPath, [
     'server:', '  host: 127.0.0.1', `  port: ${port}`,
     'upstream:', `  url: ${mock.baseURL}`, '  retries: 0', `  headers_timeout_ms: ${options.headersTimeoutMs}`,
+    ...(options.stale === undefined ? [] : ['cache:', `  ttl_seconds: ${options.stale.ttlS}`, `  stale_if_error_seconds: ${options.stale.graceS}`]),
     'redis:', `  url: ${redis.url}`,
     // A loaded, shared machine answers loopback Redis slower than the 10 ms default: lookups would fail open as misses.
     '  command_timeout_ms: 200',
@@ -290,7 +296,13 @@ export async function runFaultScenario(options: FaultScenarioOptions): Promise<F
       mock: { calls: mockStats.byRoute['POST /v1/chat/completions'] ?? 0, faults: mockStats.faults },
       restarts,
       rssMb: { atStart: rss[0]!.mb, afterWarmup: warmupEnd.mb, peak: Math.max(...rss.map((s) => s.mb)), atEnd: rss[rss.length - 1]!.mb, samples: rss.length },
-      recall: { storeErrors: counterSum(metricsText, 'recall_cache_store_errors_total'), upstreamErrors: counterSum(metricsText, 'recall_upstream_errors_total'), alive },
+      recall: {
+        storeErrors: metricSum(metricsText, 'recall_cache_store_errors_total'),
+        upstreamErrors: metricSum(metricsText, 'recall_upstream_errors_total'),
+        semanticVectors: metricSum(metricsText, 'recall_semantic_vectors'),
+        semanticIndexMb: round(metricSum(metricsText, 'recall_semantic_index_bytes') / (1024 * 1024)),
+        alive,
+      },
     };
   } finally {
     instance?.stop();
@@ -336,6 +348,8 @@ export function faultReportMarkdown(report: FaultReport, found: readonly string[
   return [
     `- load: ${options.connections} connections, at most ${options.rate} requests/s for ${options.durationS} s; ${options.hotShare * 100} % of requests repeat one of ${options.hotPrompts} prompts, the rest are new; ${options.streamShare * 100} % stream`,
     `- faults per upstream call: ${list(options.faultRates as Record<string, number>)} (seed ${options.seed}); Recall's upstream.headers_timeout_ms ${options.headersTimeoutMs}, upstream.retries 0`,
+    options.stale === undefined ? '- cache: default TTL (a day), stale-if-error off'
+      : `- cache: entries live ${options.stale.ttlS} s, stale-if-error ${options.stale.graceS} s (cache.stale_if_error_seconds): failures of requests whose entry expired are answered STALE`,
     `- Redis restarts (kill, fresh empty server on the same port): ${report.restarts.map((r) => `at ${r.atS} s (${r.tookMs} ms)`).join(', ') || 'none'}`,
     '',
     '| responses | served (2xx) | upstream errors passed through | upstream stalls → Recall 504 | failures caused by Recall | autocannon errors / timeouts |',
@@ -346,7 +360,7 @@ export function faultReportMarkdown(report: FaultReport, found: readonly string[
     `- upstream-caused answers by status and X-Recall-Cache (joined requests share their leader's answer): ${list(report.upstreamCausedBy)}`,
     `- mock upstream: ${report.mock.calls} chat calls, faults applied: ${list(report.mock.faults)}`,
     `- Recall's /metrics at the end: ${report.recall.storeErrors} failed cache operations (each failed open), ${report.recall.upstreamErrors} failed upstream attempts`,
-    `- Recall's RSS: ${report.rssMb.atStart} MB at start, ${report.rssMb.afterWarmup} MB after the first quarter, peak ${report.rssMb.peak} MB, ${report.rssMb.atEnd} MB at the end (${report.rssMb.samples} samples)`,
+    `- Recall's RSS: ${report.rssMb.atStart} MB at start, ${report.rssMb.afterWarmup} MB after the first quarter, peak ${report.rssMb.peak} MB, ${report.rssMb.atEnd} MB at the end (${report.rssMb.samples} samples); its semantic index held ${report.recall.semanticVectors} vectors, ${report.recall.semanticIndexMb} MB by its own estimate (bounded by semantic.max_vectors)`,
     '',
     '| Redis restart | hot hit rate before | during (first seconds) | after (before the next restart / end) |',
     '| --- | --- | --- | --- |',
