@@ -20,9 +20,9 @@ export function allowsStale(status: number): boolean {
   return ERROR_STATUSES.has(status);
 }
 
-/** How long the stores keep an entry past its expiry: the longest grace any request can get. */
-export function keepExpiredMs(cache: RecallConfig['cache']): number {
-  return Math.max(cache.staleIfErrorSeconds, cache.staleIfErrorMaxSeconds) * 1000;
+/** How long the stores keep an entry past its expiry: the longest grace any request gets (the default is capped too). */
+export function keepExpiredMs(cache: Pick<RecallConfig['cache'], 'staleIfErrorMaxSeconds'>): number {
+  return cache.staleIfErrorMaxSeconds * 1000;
 }
 
 /** Until when (epoch ms) the entry counts as fresh for a request: its expiry, or sooner under the request's max-age. */

@@ -17,6 +17,7 @@ describe('readPolicy', () => {
     ['max-age=10', 600, { staleIfErrorS: 600 }],
     // Capped at what the stores keep.
     ['stale-if-error=86400', 0, { staleIfErrorS: 3600 }],
+    ['max-age=10', 7200, { staleIfErrorS: 3600 }],
     // A request that does not read the cache gets no stale answer.
     ['no-cache, stale-if-error=30', 0, { read: false, staleIfErrorS: 0 }],
     ['no-store', 600, { read: false, write: false, staleIfErrorS: 0 }],
