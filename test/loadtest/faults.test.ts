@@ -1,7 +1,7 @@
 // The fault and load scenario, short: 12 s of load against a Recall process on a throwaway Redis that is restarted once,
-// with the mock upstream failing 5 % of its calls and stalling 1 %, and entries living 4 s with stale-if-error on.
-// `npm run test:faults` runs the 60 s version (docs/RELIABILITY.md). What a client sees must be the upstream's own
-// failures, or stale answers in their place, and nothing else.
+// with the mock upstream failing 5 % of its calls and stalling 1 %. `npm run test:faults` runs the 60 s version, and
+// with `-- --stale-ttl 5` the same with stale-if-error answers (docs/RELIABILITY.md). What a client sees must be the
+// upstream's own failures and nothing else.
 import { describe, expect, it } from 'vitest';
 import { classify, FULL_RUN, problems, runFaultScenario, type FaultReport } from '../../loadtest/fault-scenario.js';
 
@@ -26,7 +26,7 @@ describe('classify', () => {
 
 describe('Recall under load while Redis restarts and the upstream fails', () => {
   it('causes no failure itself, stays within bounded memory, and its hit rate recovers after the restart', async () => {
-    const report: FaultReport = await runFaultScenario({ ...FULL_RUN, durationS: 12, restarts: 1, rate: 200, stale: { ttlS: 4, graceS: 60 } });
+    const report: FaultReport = await runFaultScenario({ ...FULL_RUN, durationS: 12, restarts: 1, rate: 200 });
 
     // Every non-2xx answer is an upstream error passed through (marked and shaped as the mock sent it) or a stalled
     // upstream call ended by Recall's headers timeout; no socket errors, no client timeouts.
@@ -41,8 +41,6 @@ describe('Recall under load while Redis restarts and the upstream fails', () => 
     expect(mockErrors).toBeGreaterThan(0);
     expect(report.byClass.upstream_error).toBeGreaterThan(0);
     expect(report.servedBy.HIT).toBeGreaterThan(0);
-    // Failures of requests whose entry had expired were answered from it.
-    expect(report.servedBy.STALE).toBeGreaterThan(0);
 
     // The restart emptied Redis (hits dropped), and hits came back.
     const [restart] = report.restarts;
