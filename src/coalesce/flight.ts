@@ -202,16 +202,20 @@ export class Flight {
     }
     this.finish();
     const plain = { ...head.headers, 'content-type': 'application/json' };
-    for (const waiter of this.waiters) {
+    // A stream that ended without its final event leaves plain members without an answer: a failure, as a broken one.
+    const broken = completion === undefined
+      ? new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.')
+      : undefined;
+    await this.staleOr(broken?.status ?? HTTP_OK, (waiter) => {
       if (waiter.out !== undefined) {
         waiter.out.push(null);
         if (!waiter.leader) this.source.onCoalesced(waiter.member, completion);
       } else if (completion !== undefined) {
         this.sendWhole(waiter, HTTP_OK, plain, completion, true, false);
-      } else {
-        waiter.settle(new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.'));
+      } else if (broken !== undefined) {
+        waiter.settle(broken);
       }
-    }
+    });
   }
 
   /** The assembled completion, stored when some member wants it stored; undefined when the stream cannot be reproduced. */

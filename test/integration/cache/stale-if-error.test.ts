@@ -192,6 +192,22 @@ describe('stale-if-error', () => {
     expect(plain.headers.get('x-recall-cache')).toBe('COALESCED');
   });
 
+  it('answers a plain request joined to a stream that ended without its final event from the stale entry', async () => {
+    const { request, original } = await storedEntry();
+    const headers = { 'cache-control': 'max-age=0, stale-if-error=60', 'x-mock-chunk-delay-ms': '150', 'x-mock-fault': 'no-done' };
+    const leader = await sdk.chat.completions.create({ ...request, stream: true }, { headers }).withResponse();
+    const joined = sdk.chat.completions.create(request, { headers }).withResponse();
+    // The leader's stream was begun live, so it cannot be switched: it ends as the upstream ended it.
+    expect(leader.response.headers.get('x-recall-cache')).toBe('MISS');
+    const leaderText = streamedText(leader.data).catch((err: unknown) => err);
+    const { data, response } = await joined;
+    expect(response.headers.get('x-recall-cache')).toBe('STALE');
+    expect(response.headers.get('cache-status')).toMatch(/^recall; fwd=stale; fwd-status=502; ttl=-?\d+; detail=stale-if-error$/);
+    expect(data).toEqual(original);
+    await leaderText;
+    expect(upstreamChats()).toBe(2);
+  });
+
   it('counts STALE answers in /metrics and /recall/stats', async () => {
     const { request } = await storedEntry();
     const before = (await (await fetch(`${recall.url}/recall/stats`)).json()) as { requests: { stale: number } };
