@@ -88,7 +88,7 @@ export class Metrics implements UpstreamObserver {
   private inFlightRequests = 0;
 
   private readonly requests = new HotCounter({
-    name: 'recall_requests_total', help: 'Requests answered, by route, HTTP status and cache outcome (HIT, MISS, COALESCED, BYPASS, none).',
+    name: 'recall_requests_total', help: 'Requests answered, by route, HTTP status and cache outcome (HIT, SEMANTIC, STALE: an expired entry in place of an upstream failure, MISS, COALESCED, BYPASS, none).',
     labelNames: ['route', 'status', 'cache'] as const, registry: this.registry,
   });
   private readonly requestDuration = new HotHistogram({
