@@ -20,6 +20,14 @@ export interface MockUpstreamOptions {
    * their turn in arrival order. Default: no cap.
    */
   maxConcurrent?: number;
+  /**
+   * Random faults: each /v1 request without a queued or header fault gets fault F with probability `faultRates[F]`
+   * (the rates add up to at most 1), e.g. `{ '503': 0.04, stall: 0.01 }`. Drawn from a PRNG seeded with `faultSeed`,
+   * so one run's sequence of draws repeats in the next. Default: none.
+   */
+  faultRates?: Partial<Record<Fault, number>>;
+  /** Seed of the random faults' PRNG; default 1. */
+  faultSeed?: number;
 }
 
 export interface MockUpstreamStats {
@@ -35,6 +43,8 @@ export interface MockUpstreamStats {
   waiting: number;
   /** The most requests in progress at once since the last reset (at most maxConcurrent). */
   peakInProgress: number;
+  /** Faults applied since the last reset, by fault, whatever chose them (queue, x-mock-fault header, faultRates). */
+  faults: Record<string, number>;
 }
 
 export interface RecordedRequest {
@@ -151,14 +161,19 @@ const RATE_LIMITED: JsonAnswer = {
   },
 };
 const SERVER_ERROR_MESSAGE = 'The server had an error while processing your request.';
-/** The faults that replace the answer with an error status; the others shape how a normal answer is written. */
-const ERROR_ANSWERS: Partial<Record<Fault, JsonAnswer>> = {
-  '429': RATE_LIMITED,
-  '500': errorAnswer(500, SERVER_ERROR_MESSAGE, 'server_error'),
-  '502': errorAnswer(502, 'Bad gateway.', 'server_error'),
-  '503': errorAnswer(503, SERVER_ERROR_MESSAGE, 'server_error'),
-  '504': errorAnswer(504, 'Gateway timeout.', 'server_error'),
-};
+/**
+ * The faults that replace the answer with an error status; the others shape how a normal answer is written. Each
+ * carries `x-mock-fault: <fault>`, so that a test behind a proxy can tell an error the mock sent from one the proxy made.
+ */
+const ERROR_ANSWERS: Partial<Record<Fault, JsonAnswer>> = Object.fromEntries(
+  Object.entries({
+    '429': RATE_LIMITED,
+    '500': errorAnswer(500, SERVER_ERROR_MESSAGE, 'server_error'),
+    '502': errorAnswer(502, 'Bad gateway.', 'server_error'),
+    '503': errorAnswer(503, SERVER_ERROR_MESSAGE, 'server_error'),
+    '504': errorAnswer(504, 'Gateway timeout.', 'server_error'),
+  }).map(([fault, answer]) => [fault, { ...answer, headers: { ...answer.headers, 'x-mock-fault': fault } }]),
+);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -671,6 +686,30 @@ function isFault(value: unknown): value is Fault {
   return typeof value === 'string' && FAULTS.has(value);
 }
 
+/** Draws a fault (or none) per request with the given probabilities, from a seeded PRNG. */
+function faultDrawer(rates: Partial<Record<Fault, number>>, seed: number): { draw(): Fault | undefined; reseed(): void } {
+  const table: [Fault, number][] = [];
+  let total = 0;
+  for (const [fault, rate] of Object.entries(rates)) {
+    if (!isFault(fault)) throw new TypeError(`unknown fault ${fault} in faultRates; expected one of ${[...FAULTS].join(', ')}`);
+    if (!(typeof rate === 'number' && Number.isFinite(rate) && rate >= 0)) throw new RangeError(`faultRates.${fault} must be a number >= 0, got ${rate}`);
+    total += rate;
+    table.push([fault, total]);
+  }
+  if (total > 1 + 1e-9) throw new RangeError(`faultRates add up to ${total}, more than 1`);
+  let random = seededRandom(seed);
+  return {
+    draw: () => {
+      if (table.length === 0) return undefined;
+      const x = random();
+      return table.find(([, upTo]) => x < upTo)?.[0];
+    },
+    reseed: () => {
+      random = seededRandom(seed);
+    },
+  };
+}
+
 function assertDelay(name: string, value: number | undefined): void {
   if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new RangeError(`${name} must be a finite number >= 0, got ${value}`);
 }
@@ -779,6 +818,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   const { maxConcurrent } = options;
   if (maxConcurrent !== undefined && !(Number.isInteger(maxConcurrent) && maxConcurrent >= 1)) throw new RangeError(`maxConcurrent must be an integer >= 1, got ${maxConcurrent}`);
   const startupDelays: Delays = { latencyMs: options.latencyMs ?? 0, chunkDelayMs: options.chunkDelayMs ?? 0 };
+  const randomFaults = faultDrawer(options.faultRates ?? {}, options.faultSeed ?? 1);
+  let faultCounts = new Map<string, number>();
   let delays: Delays = { ...startupDelays };
 
   let requestCount = 0;
@@ -795,6 +836,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   const stats = (): MockUpstreamStats => ({
     requests: requestCount, byRoute: Object.fromEntries(byRoute), aborted: abortedCount, inFlight: exchanges.size, waiting: waiting.length, peakInProgress,
+    faults: Object.fromEntries(faultCounts),
   });
 
   const begin = (exchange: Exchange, start: () => void): void => {
@@ -828,6 +870,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     peakInProgress = inProgress;
     recorded = [];
     faultQueue = [];
+    faultCounts = new Map();
+    randomFaults.reseed();
     delays = { ...startupDelays };
   };
 
@@ -913,7 +957,9 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     });
 
     // Faults are taken on arrival so queued faults hit requests in the order they came in, whatever their body sizes.
-    const queuedFault = path.startsWith('/v1/') ? takeQueuedFault() : undefined;
+    // A random fault is drawn for every /v1 request, used or not, so that the sequence of draws never depends on the others.
+    const drawnFault = path.startsWith('/v1/') ? randomFaults.draw() : undefined;
+    const plannedFault = path.startsWith('/v1/') ? takeQueuedFault() ?? drawnFault : undefined;
     const headerFault = req.headers['x-mock-fault'];
 
     takeTurn(exchange, () => readBody(req, (rawBody) => {
@@ -925,8 +971,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       let chunkDelayMs: number;
       const retryAfter = req.headers['x-mock-retry-after'];
       try {
-        // A fault named in the header overrides the queued one; the queued one is still used up by this request.
-        if (headerFault === undefined) fault = queuedFault;
+        // A fault named in the header overrides the queued (or drawn) one; the queued one is still used up by this request.
+        if (headerFault === undefined) fault = plannedFault;
         else if (isFault(headerFault)) fault = headerFault;
         else throw new InvalidRequest(`Invalid x-mock-fault header: expected one of ${[...FAULTS].join(', ')}.`);
         if (retryAfter !== undefined && (typeof retryAfter !== 'string' || retryAfter.trim() === '')) throw new InvalidRequest('Invalid x-mock-retry-after header: expected a non-empty value.');
@@ -938,6 +984,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
         return;
       }
 
+      if (fault !== undefined) faultCounts.set(fault, (faultCounts.get(fault) ?? 0) + 1);
       // A stalled request keeps its socket open until the client (or close()) gives up.
       if (fault === 'stall') return;
 
@@ -996,13 +1043,22 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Command line: `tsx loadtest/mock-upstream.ts --port 9090 --latency-ms 20 [--max-concurrent 8]`
+// Command line: `tsx loadtest/mock-upstream.ts --port 9090 --latency-ms 20 [--max-concurrent 8] [--fault-rates 503=0.04,stall=0.01 --fault-seed 7]`
 
 function numberArg(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`--${name} must be a number >= 0, got '${raw}'`);
   return value;
+}
+
+/** `503=0.04,stall=0.01` → { '503': 0.04, stall: 0.01 }; the mock checks the names and the sum. */
+function faultRatesArg(raw: string | undefined): Partial<Record<Fault, number>> {
+  if (raw === undefined || raw.trim() === '') return {};
+  return Object.fromEntries(raw.split(',').map((pair) => {
+    const [fault = '', rate] = pair.split('=', 2).map((part) => part.trim());
+    return [fault, numberArg(`fault-rates ${fault}`, rate, Number.NaN)];
+  }));
 }
 
 async function main(): Promise<void> {
@@ -1013,6 +1069,8 @@ async function main(): Promise<void> {
       'latency-ms': { type: 'string' },
       'chunk-delay-ms': { type: 'string' },
       'max-concurrent': { type: 'string' },
+      'fault-rates': { type: 'string' },
+      'fault-seed': { type: 'string' },
     },
   });
   const maxConcurrent = values['max-concurrent'] === undefined ? undefined : numberArg('max-concurrent', values['max-concurrent'], 0);
@@ -1022,6 +1080,8 @@ async function main(): Promise<void> {
     latencyMs: numberArg('latency-ms', values['latency-ms'], 0),
     chunkDelayMs: numberArg('chunk-delay-ms', values['chunk-delay-ms'], 0),
     ...(maxConcurrent === undefined ? {} : { maxConcurrent }),
+    faultRates: faultRatesArg(values['fault-rates']),
+    faultSeed: numberArg('fault-seed', values['fault-seed'], 1),
   });
   console.log(`mock upstream listening on ${mock.baseURL}`);
   const stop = (): void => {

@@ -12,7 +12,7 @@ import { ExactTier } from './cache/exact-tier.js';
 import { openCacheStore } from './cache/open-store.js';
 import { TenantResolver } from './cache/tenant.js';
 import type { RecallConfig } from './config/schema.js';
-import { createLogger } from './log/logger.js';
+import { createLogger, lazyChildLogger } from './log/logger.js';
 import { Metrics } from './metrics/catalog.js';
 import { DEFAULT_PRICES, PriceTable, parsePriceOverrides } from './metrics/prices.js';
 import { metricsRoutes } from './metrics/routes.js';
@@ -48,6 +48,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const app = Fastify({
     loggerInstance: createLogger(config.log.level, deps.logDestination) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger as never,
     bodyLimit: config.server.bodyLimitBytes,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -108,13 +109,11 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
 
   registerRequestContext(app);
-  registerRequestLog(app, metrics, { slowRequestMs: config.log.slowRequestMs });
-  registerBodyLimit(app, config.server.bodyLimitBytes);
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!shuttingDown) return done();
-    reply.header('connection', 'close');
-    done(new RecallError('shuttingDown', 'Recall is shutting down and takes no new requests; retry on another instance.'));
+  registerRequestLog(app, metrics, {
+    slowRequestMs: config.log.slowRequestMs,
+    refusal: () => shuttingDown ? new RecallError('shuttingDown', 'Recall is shutting down and takes no new requests; retry on another instance.') : undefined,
   });
+  registerBodyLimit(app, config.server.bodyLimitBytes);
 
   app.setErrorHandler((err: FastifyError | RecallError, request, reply) => {
     const answer = err instanceof RecallError ? err : fromFrameworkError(err);

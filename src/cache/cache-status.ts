@@ -1,5 +1,5 @@
 // The response headers that tell a client what the cache did: X-Recall-Cache and RFC 9211's Cache-Status
-// (`recall; hit; ttl=…`, `recall; fwd=miss; stored`, …), plus Age on hits.
+// (`recall; hit; ttl=…`, `recall; fwd=miss; stored`, …), plus Age on answers from an entry.
 import type { FastifyReply } from 'fastify';
 
 /**
@@ -25,6 +25,18 @@ export function markSemantic(reply: FastifyReply, ageS: number, ttlS: number, si
   reply.header('x-recall-cache', 'SEMANTIC');
   reply.header('x-recall-similarity', shown);
   reply.header('cache-status', `${CACHE_NAME}; hit; ttl=${ttlS}; detail="semantic similarity=${shown}"`);
+  reply.header('age', String(ageS));
+}
+
+/**
+ * Headers of an answer served from an expired entry because the upstream failed (RFC 5861 stale-if-error). In RFC 9211
+ * terms the request went forward because the entry was stale (`fwd=stale`), the next hop answered `fwd-status` (the
+ * upstream's 5xx, or the 502/504 Recall would have sent when no answer came), and `ttl` is negative: how long ago the
+ * entry stopped being fresh. Not a `hit`: RFC 9211 keeps that for answers that were not forwarded.
+ */
+export function markStale(reply: FastifyReply, ageS: number, ttlS: number, failedStatus: number): void {
+  reply.header('x-recall-cache', 'STALE');
+  reply.header('cache-status', `${CACHE_NAME}; fwd=stale; fwd-status=${failedStatus}; ttl=${ttlS}; detail=stale-if-error`);
   reply.header('age', String(ageS));
 }
 

@@ -48,6 +48,20 @@ export class ExactTier {
     return this.counted(counted, { outcome: 'hit', entry, ms });
   }
 
+  /**
+   * The entry fresh or expired while the store still keeps it, for stale-if-error after an upstream failure; not a
+   * lookup in the metrics (the request already counted its own). A store that fails means no stale answer.
+   */
+  async stale(key: string): Promise<CacheEntry | undefined> {
+    try {
+      return await this.store.getStale(key);
+    } catch (err) {
+      this.warn(err, 'stale entry lookup failed; the upstream failure goes to the client');
+      this.metrics?.storeError(this.store.kind, 'get');
+      return undefined;
+    }
+  }
+
   private counted(counted: boolean, lookup: Lookup): Lookup {
     if (counted) this.metrics?.cacheLookup('exact', lookup.outcome, lookup.ms / 1000);
     return lookup;

@@ -4,6 +4,8 @@ import type { CacheEntry, CacheStore } from './store.js';
 export interface MemoryStoreLimits {
   maxEntries: number;
   maxBytes: number;
+  /** How long an entry is kept past its expiry, never served as fresh, for stale-if-error; default 0. */
+  keepExpiredMs?: number;
 }
 
 /** Rough per-entry overhead of the Map slot, the list node, the entry object and its key string. */
@@ -28,9 +30,12 @@ export class MemoryStore implements CacheStore {
   private oldest: Node | undefined;
   private newest: Node | undefined;
   private bytes = 0;
+  private readonly keepExpiredMs: number;
   evictions = 0;
 
-  constructor(private readonly limits: MemoryStoreLimits, private readonly now: () => number = Date.now) {}
+  constructor(private readonly limits: MemoryStoreLimits, private readonly now: () => number = Date.now) {
+    this.keepExpiredMs = limits.keepExpiredMs ?? 0;
+  }
 
   get size(): number {
     return this.nodes.size;
@@ -41,16 +46,25 @@ export class MemoryStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
-    const node = this.nodes.get(key);
-    if (node === undefined) return undefined;
-    if (node.entry.expiresAt <= this.now()) {
-      this.remove(node);
-      return undefined;
-    }
+    const node = this.kept(key);
+    if (node === undefined || node.entry.expiresAt <= this.now()) return undefined;
     this.unlink(node);
     this.append(node);
     node.entry.hits = (node.entry.hits ?? 0) + 1;
     return node.entry;
+  }
+
+  async getStale(key: string): Promise<CacheEntry | undefined> {
+    return this.kept(key)?.entry;
+  }
+
+  /** The node of a key, unless it has expired beyond the time expired entries are kept (then it goes). */
+  private kept(key: string): Node | undefined {
+    const node = this.nodes.get(key);
+    if (node === undefined) return undefined;
+    if (node.entry.expiresAt + this.keepExpiredMs > this.now()) return node;
+    this.remove(node);
+    return undefined;
   }
 
   async set(key: string, entry: CacheEntry): Promise<void> {

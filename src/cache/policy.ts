@@ -1,5 +1,6 @@
 // Per-request cache controls, read from headers so that SDKs set them with `defaultHeaders` and bodies stay
-// OpenAI's: Cache-Control no-cache / no-store / max-age, X-Recall-TTL, X-Recall-Namespace, X-Recall-Semantic.
+// OpenAI's: Cache-Control no-cache / no-store / max-age / stale-if-error, X-Recall-TTL, X-Recall-Namespace,
+// X-Recall-Semantic.
 import type { IncomingHttpHeaders } from 'node:http';
 import { RecallError } from '../openai/errors.js';
 
@@ -10,6 +11,11 @@ export interface CachePolicy {
   write: boolean;
   /** Accept only entries younger than this many seconds (`max-age=N`). */
   maxAgeS: number | undefined;
+  /**
+   * When the upstream fails, accept an entry at most this many seconds past its freshness (`stale-if-error=N`, or the
+   * configured default; capped at the configured maximum). 0 or unset: never; always 0 for requests that do not read.
+   */
+  staleIfErrorS?: number | undefined;
   /** How long a stored answer lives. */
   ttlS: number;
   namespace: string;
@@ -21,10 +27,22 @@ export const DEFAULT_NAMESPACE = 'default';
 const NAMESPACE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 const MAX_TTL_S = 365 * 24 * 3600;
 
-export function readPolicy(headers: IncomingHttpHeaders, defaultTtlS: number): CachePolicy {
-  const policy: CachePolicy = { read: true, write: true, maxAgeS: undefined, ttlS: defaultTtlS, namespace: DEFAULT_NAMESPACE, semantic: undefined };
+/** What a request gets when its headers say nothing. */
+export interface PolicyDefaults {
+  ttlS: number;
+  staleIfErrorS: number;
+  /** The longest stale-if-error a request may ask for (the stores keep expired entries no longer). */
+  staleIfErrorMaxS: number;
+}
+
+export function readPolicy(headers: IncomingHttpHeaders, defaults: PolicyDefaults): CachePolicy {
+  const policy: CachePolicy = {
+    read: true, write: true, maxAgeS: undefined, staleIfErrorS: defaults.staleIfErrorS, ttlS: defaults.ttlS, namespace: DEFAULT_NAMESPACE, semantic: undefined,
+  };
   const cacheControl = headers['cache-control'];
   if (cacheControl !== undefined) applyCacheControl(policy, cacheControl);
+  // A request that does not read the cache (no-cache, no-store) gets no stale answer either.
+  policy.staleIfErrorS = policy.read ? Math.min(policy.staleIfErrorS ?? 0, defaults.staleIfErrorMaxS) : 0;
   const ttl = headers['x-recall-ttl'];
   if (ttl !== undefined) policy.ttlS = seconds(ttl, 'X-Recall-TTL', 1);
   const namespace = headers['x-recall-namespace'];
@@ -58,10 +76,16 @@ function applyCacheControl(policy: CachePolicy, header: string): void {
     } else if (name === 'no-cache') {
       policy.read = false;
     } else if (name === 'max-age') {
-      policy.maxAgeS = seconds(rawValue?.trim().replace(/^"(.*)"$/, '$1'), 'Cache-Control max-age', 0);
+      policy.maxAgeS = seconds(unquoted(rawValue), 'Cache-Control max-age', 0);
+    } else if (name === 'stale-if-error') {
+      policy.staleIfErrorS = seconds(unquoted(rawValue), 'Cache-Control stale-if-error', 0);
     }
     // Other directives (private, s-maxage, …) mean nothing to a cache in front of one client's API calls.
   }
+}
+
+function unquoted(value: string | undefined): string | undefined {
+  return value?.trim().replace(/^"(.*)"$/, '$1');
 }
 
 function seconds(value: string | string[] | undefined, name: string, min: number): number {

@@ -20,6 +20,8 @@ export interface RedisStoreOptions {
   connectTimeoutMs: number;
   /** Longest pause between reconnect attempts; default 1000 ms. */
   reconnectMaxDelayMs?: number;
+  /** How long Redis keeps an entry past its expiry (PEXPIRE = TTL + this), never served as fresh, for stale-if-error; default 0. */
+  keepExpiredMs?: number;
   /** The clock expiry is computed against; Redis itself expires on its own clock. */
   now?: () => number;
 }
@@ -68,6 +70,7 @@ export class RedisStore implements CacheStore {
   private readonly redis: RedisConnection;
   private readonly keyPrefix: string;
   private readonly now: () => number;
+  private readonly keepExpiredMs: number;
   private state: RedisState = 'connecting';
 
   constructor(options: RedisStoreOptions) {
@@ -75,6 +78,7 @@ export class RedisStore implements CacheStore {
     if (options.keyPrefix === '') throw new Error('RedisStore needs a non-empty keyPrefix');
     this.keyPrefix = options.keyPrefix;
     this.now = options.now ?? Date.now;
+    this.keepExpiredMs = options.keepExpiredMs ?? 0;
     this.redis = openRedisConnection(options.target ?? { kind: 'standalone', url: options.url ?? 'redis://127.0.0.1:6379' }, {
       commandTimeoutMs: options.commandTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs,
@@ -133,19 +137,28 @@ export class RedisStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
-    const value = await this.redis.getBuffer(this.keyPrefix + key);
-    if (value === null) return undefined;
-    const entry = decodeEntry(value);
+    const entry = await this.read(key);
     // Redis expires on its own clock, a little after expiresAt; the entry's own time is the one that counts.
-    return entry.expiresAt <= this.now() ? undefined : entry;
+    return entry === undefined || entry.expiresAt <= this.now() ? undefined : entry;
+  }
+
+  async getStale(key: string): Promise<CacheEntry | undefined> {
+    const entry = await this.read(key);
+    return entry === undefined || entry.expiresAt + this.keepExpiredMs <= this.now() ? undefined : entry;
+  }
+
+  private async read(key: string): Promise<CacheEntry | undefined> {
+    const value = await this.redis.getBuffer(this.keyPrefix + key);
+    return value === null ? undefined : decodeEntry(value);
   }
 
   async set(key: string, entry: CacheEntry): Promise<void> {
-    const ttlMs = Math.ceil(entry.expiresAt - this.now());
+    // Redis keeps the value past the entry's own expiry for stale-if-error; the value carries expiresAt for get().
+    const ttlMs = Math.ceil(entry.expiresAt + this.keepExpiredMs - this.now());
     // Every entry expires; a key without a TTL would stay in a shared Redis for good.
     if (!Number.isFinite(ttlMs)) throw new RangeError(`entry expiresAt must be a finite time, got ${entry.expiresAt}`);
     const redisKey = this.keyPrefix + key;
-    // Already expired: store nothing, but the older entry it replaces must go all the same.
+    // Expired past the time expired entries are kept: store nothing, but the older entry it replaces must go all the same.
     if (ttlMs <= 0) {
       await this.redis.unlink(redisKey);
       return;

@@ -14,7 +14,13 @@ export interface CacheEntry {
 
 export interface CacheStore {
   readonly kind: 'memory' | 'redis';
+  /** The entry while it is fresh (before `expiresAt`); an expired one is never returned here. */
   get(key: string): Promise<CacheEntry | undefined>;
+  /**
+   * The entry fresh or expired, as long as the store still keeps it (an expired entry is kept for the store's
+   * `keepExpiredMs`, for stale-if-error); counts no hit. Only an upstream failure reads this.
+   */
+  getStale(key: string): Promise<CacheEntry | undefined>;
   set(key: string, entry: CacheEntry): Promise<void>;
   delete(key: string): Promise<boolean>;
   /** Deletes every entry whose key starts with `prefix` (a namespace purge); returns how many. */

@@ -1,11 +1,13 @@
 // One upstream call and every request waiting for its answer: the one that started it and the identical ones that
 // joined while it was in flight. A stream fans out live (a late joiner first gets what was already relayed), a plain
-// request gets the assembled completion, an upstream error reaches everyone, and the call is aborted only when
-// nobody waits any more.
+// request gets the assembled completion, an upstream error reaches everyone (except those that accept a stale entry
+// in its place, RFC 5861 stale-if-error), and the call is aborted only when nobody waits any more.
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markCoalesced, markForwarded, type ForwardReason } from '../cache/cache-status.js';
+import { allowsStale, withinGrace, type StaleIfError } from '../cache/stale.js';
+import type { CacheEntry } from '../cache/store.js';
 import type { RecallConfig } from '../config/schema.js';
 import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
 import { RecallError } from '../openai/errors.js';
@@ -15,6 +17,7 @@ import { isCompletionObject } from '../openai/wire.js';
 import { asUpstreamError, isEventStream, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
 import { markFirstEvent } from '../proxy/request-context.js';
+import { sendCachedAnswer } from '../proxy/cached-answer.js';
 
 /** One request waiting on a flight. */
 export interface FlightMember {
@@ -28,6 +31,8 @@ export interface FlightMember {
   reason: ForwardReason;
   /** Seconds to store the answer for; undefined when this request forbids storing (no-store). */
   storeTtlS: number | undefined;
+  /** Set when the request accepts an expired entry in place of an upstream failure (stale-if-error). */
+  staleIfError?: StaleIfError | undefined;
 }
 
 export interface FlightSource {
@@ -36,6 +41,8 @@ export interface FlightSource {
   call(signal: FlightSignal): Promise<UpstreamResponse>;
   /** Stores a completion under the flight's key; false when it was not stored. */
   store(body: Buffer, ttlS: number): Promise<boolean>;
+  /** The flight key's entry, fresh or expired, while the store keeps it; undefined when none (or the store failed). */
+  stale(): Promise<CacheEntry | undefined>;
   upstream: RecallConfig['upstream'];
   /** Caps on joiners and on the events kept for late streaming joiners. */
   maxFollowers: number;
@@ -125,7 +132,7 @@ export class Flight {
     try {
       response = await this.source.call(this.signal);
     } catch (err) {
-      this.fail(asUpstreamError(err, this.source.upstream));
+      await this.fail(asUpstreamError(err, this.source.upstream));
       return;
     }
     try {
@@ -153,7 +160,7 @@ export class Flight {
     try {
       body = await readWhole(response, this.source.upstream);
     } catch (err) {
-      this.fail(asUpstreamError(err, this.source.upstream));
+      await this.fail(asUpstreamError(err, this.source.upstream));
       return;
     }
     const completion = response.status >= 200 && response.status < 300 && isCompletionObject(body);
@@ -161,7 +168,8 @@ export class Flight {
     const stored = completion && this.storeTtlS !== undefined && !this.signal.aborted && (await this.source.store(body, this.storeTtlS));
     this.finish();
     const headers = clientResponseHeaders(response.headers);
-    for (const waiter of this.waiters) this.sendWhole(waiter, response.status, headers, body, completion, stored);
+    // The upstream's error passes through as it is, except to members that accept a stale entry in its place.
+    await this.staleOr(response.status, (waiter) => this.sendWhole(waiter, response.status, headers, body, completion, stored));
   }
 
   private async relayStream(response: UpstreamResponse): Promise<void> {
@@ -190,20 +198,24 @@ export class Flight {
       if (this.signal.aborted) return this.finish();
       const failure = asUpstreamError(err, this.source.upstream);
       this.firstLog()?.warn({ err: failure }, 'upstream stream failed');
-      return this.fail(failure);
+      return await this.fail(failure);
     }
     this.finish();
     const plain = { ...head.headers, 'content-type': 'application/json' };
-    for (const waiter of this.waiters) {
+    // A stream that ended without its final event leaves plain members without an answer: a failure, as a broken one.
+    const broken = completion === undefined
+      ? new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.')
+      : undefined;
+    await this.staleOr(broken?.status ?? HTTP_OK, (waiter) => {
       if (waiter.out !== undefined) {
         waiter.out.push(null);
         if (!waiter.leader) this.source.onCoalesced(waiter.member, completion);
       } else if (completion !== undefined) {
         this.sendWhole(waiter, HTTP_OK, plain, completion, true, false);
-      } else {
-        waiter.settle(new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.'));
+      } else if (broken !== undefined) {
+        waiter.settle(broken);
       }
-    }
+    });
   }
 
   /** The assembled completion, stored when some member wants it stored; undefined when the stream cannot be reproduced. */
@@ -274,17 +286,53 @@ export class Flight {
     this.replay.push(events);
   }
 
-  /** Answers every member still waiting with this error (an event-stream error to those already streaming). */
-  fail(failure: RecallError): void {
+  /**
+   * Answers every member still waiting with this error (an event-stream error to those already streaming), or with a
+   * stale entry where the member accepts one.
+   */
+  async fail(failure: RecallError): Promise<void> {
     this.finish();
-    for (const waiter of this.waiters) {
-      if (waiter.out === undefined) {
-        waiter.settle(failure);
-        continue;
-      }
+    await this.staleOr(failure.status, (waiter) => {
+      if (waiter.out === undefined) return waiter.settle(failure);
       waiter.out.push(sseErrorEvent(failure.toBody()));
       waiter.out.push(null);
+    });
+  }
+
+  /**
+   * The one place a failure meets stale-if-error: when `status` is an error in RFC 5861's sense, each member whose
+   * answer has not started and that accepts the key's expired entry gets it (as JSON or as a rendered stream, marked
+   * STALE); every other member gets `otherwise`. The store is read only when some member can use what it holds.
+   */
+  private async staleOr(status: number, otherwise: (waiter: Waiter) => void): Promise<void> {
+    let entry: CacheEntry | undefined;
+    if (allowsStale(status) && [...this.waiters].some((w) => w.out === undefined && w.member.staleIfError !== undefined)) entry = await this.source.stale();
+    const now = Date.now();
+    let served = 0;
+    for (const waiter of this.waiters) {
+      if (entry !== undefined && waiter.out === undefined && this.sendStale(waiter, entry, status, now)) served++;
+      else otherwise(waiter);
     }
+    if (served > 0) this.firstLog()?.warn({ status, served }, 'upstream failed; answered from an expired entry (stale-if-error)');
+  }
+
+  /** Sends the expired entry in place of a failure; false when this member does not accept it (or it is unreadable). */
+  private sendStale(waiter: Waiter, entry: CacheEntry, failedStatus: number, now: number): boolean {
+    const { member } = waiter;
+    const accepts = member.staleIfError;
+    if (accepts === undefined || !withinGrace(entry, accepts, now)) return false;
+    let reply: FastifyReply;
+    try {
+      const renderFrom = performance.now();
+      reply = sendCachedAnswer(member.reply, entry, { route: this.source.route, stream: member.stream, includeUsage: member.includeUsage, stale: { failedStatus, accepts } }, now);
+      member.request.recall.renderMs += performance.now() - renderFrom;
+    } catch {
+      return false;
+    }
+    member.request.recall.cacheOutcome = 'STALE';
+    if (member.stream) markFirstEvent(member.request.recall);
+    waiter.settle(reply);
+    return true;
   }
 
   private leave(waiter: Waiter): void {

@@ -65,6 +65,7 @@ export class Coalescer {
         if (stored) await request.onStored?.();
         return stored;
       },
+      stale: () => exact.stale(key),
       upstream,
       maxFollowers: settings.maxFollowers,
       maxReplayBytes: settings.maxReplayBytes,
@@ -81,7 +82,7 @@ export class Coalescer {
     const answer = flight.join(member);
     this.run(flight, request).catch((err: unknown) => {
       this.deps.log.error({ err }, 'coalesced flight failed');
-      flight.fail(new RecallError('internal', 'Recall failed to handle this request; the error has been logged.', null, { cause: err }));
+      void flight.fail(new RecallError('internal', 'Recall failed to handle this request; the error has been logged.', null, { cause: err }));
     });
     return answer;
   }

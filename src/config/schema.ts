@@ -40,6 +40,10 @@ export interface RecallConfig {
     maxEntryBytes: number;
     cacheMultipleChoices: boolean;
     cacheNonzeroTemperature: boolean;
+    /** Grace for requests without stale-if-error; 0: off. */
+    staleIfErrorSeconds: number;
+    /** Longest stale-if-error a request may ask for, and how long stores keep expired entries. */
+    staleIfErrorMaxSeconds: number;
     memory: { maxEntries: number; maxBytes: number; persistPath: string | undefined; persistIntervalS: number };
   };
   coalesce: {
@@ -233,6 +237,10 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Cache requests with n > 1 (a repeat then gets the same set of choices).' },
   { yaml: 'cache.cache_nonzero_temperature', field: 'cache.cacheNonzeroTemperature', type: 'boolean', default: true,
     doc: 'Cache requests sampled with temperature > 0 (a repeat then gets the same sample, not a new one).' },
+  { yaml: 'cache.stale_if_error_seconds', field: 'cache.staleIfErrorSeconds', type: 'integer', default: 0, min: 0, max: 31_536_000,
+    doc: 'When the upstream fails (500, 502, 503, 504, unreachable, timed out), answer from an entry expired at most this long ago (X-Recall-Cache: STALE), for requests without their own `Cache-Control: stale-if-error=N`; 0: off. Capped at cache.stale_if_error_max_seconds.' },
+  { yaml: 'cache.stale_if_error_max_seconds', field: 'cache.staleIfErrorMaxSeconds', type: 'integer', default: 3_600, min: 0, max: 31_536_000,
+    doc: 'How long the stores keep an entry past its expiry (never served as fresh) so that stale-if-error can use it, and the longest `stale-if-error=N` a request gets; 0: expired entries go at once and stale-if-error is off.' },
   { yaml: 'cache.memory.max_entries', field: 'cache.memory.maxEntries', type: 'integer', default: 50_000, min: 1, max: 100_000_000,
     doc: 'Most entries the in-memory store keeps; the least recently used go first.' },
   { yaml: 'cache.memory.max_bytes', field: 'cache.memory.maxBytes', type: 'integer', default: 256 * MB, min: 1024 * 1024, max: 1024 * 1024 * MB,

@@ -2,7 +2,9 @@
 // the time went; Fastify's own pair of lines is off. Both are written when the response closes, so a client that
 // leaves early is counted too, as status 499. A request slower than `log.slow_request_ms` is logged at warn.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/catalog.js';
+import { directInfoWriter, scrubSecrets } from './logger.js';
 import { newRequestContext, type RequestContext } from '../proxy/request-context.js';
 
 const CLIENT_CLOSED = 499;
@@ -10,23 +12,34 @@ const CLIENT_CLOSED = 499;
 export interface RequestLogSettings {
   /** Requests at least this slow are logged at warn with their time breakdown; 0: never. */
   slowRequestMs: number;
+  /**
+   * Undefined while new requests are welcome; during shutdown, the error each new request is refused with. It is
+   * checked here, in the one hook every request passes anyway: every hook costs on the hit path.
+   */
+  refusal(): Error | undefined;
 }
 
-/** Starts each request's context and its observation in one hook: every hook costs on the hit path. */
+/** Starts each request's context and its observation in one hook (which also refuses requests during shutdown). */
 export function registerRequestLog(app: FastifyInstance, metrics: Metrics, settings: RequestLogSettings): void {
+  const writeInfo = directInfoWriter(app.log as Logger);
   app.addHook('onRequest', (request, reply, done) => {
     request.recall = newRequestContext();
     metrics.requestStarted();
     const response = reply.raw;
     response.once('close', () => {
       metrics.requestEnded();
-      observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics, settings);
+      observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics, settings, writeInfo);
     });
-    done();
+    const refusal = settings.refusal();
+    if (refusal === undefined) return done();
+    reply.header('connection', 'close');
+    done(refusal);
   });
 }
 
-function observeRequest(request: FastifyRequest, status: number, metrics: Metrics, settings: RequestLogSettings): void {
+function observeRequest(
+  request: FastifyRequest, status: number, metrics: Metrics, settings: RequestLogSettings, writeInfo: ReturnType<typeof directInfoWriter>,
+): void {
   const context = request.recall;
   const route = request.routeOptions.url ?? 'unmatched';
   const durationMs = context === null ? undefined : performance.now() - context.startedAt;
@@ -34,10 +47,22 @@ function observeRequest(request: FastifyRequest, status: number, metrics: Metric
     metrics.observeRequest(route, status, context.cacheOutcome, durationMs, context.upstreamMs);
     if (context.firstEventMs !== undefined) metrics.firstEvent(route, context.cacheOutcome, context.firstEventMs);
   }
-  const line = {
+  if (settings.slowRequestMs > 0 && durationMs !== undefined && durationMs >= settings.slowRequestMs) {
+    const line = lineFields(request, route, status, durationMs);
+    request.log.warn({ ...line, slow_request_ms: settings.slowRequestMs, breakdown: breakdown(context, durationMs) }, 'slow request');
+  } else if (writeInfo !== undefined) {
+    // Every request writes this line: it is written as JSON text directly (the same line pino would write).
+    writeInfo(`"reqId":${JSON.stringify(request.id)},${JSON.stringify(lineFields(request, route, status, durationMs)).slice(1, -1)}`, 'request');
+  }
+}
+
+/** The request line's fields; the path is the client's and may carry a key in its query, so it is scrubbed. */
+function lineFields(request: FastifyRequest, route: string, status: number, durationMs: number | undefined): Record<string, unknown> {
+  const context = request.recall;
+  return {
     method: request.method,
     route,
-    path: request.url,
+    path: scrubSecrets(request.url),
     status,
     duration_ms: durationMs === undefined ? null : round(durationMs),
     upstream_ms: context?.upstreamMs === undefined ? null : round(context.upstreamMs),
@@ -47,11 +72,6 @@ function observeRequest(request: FastifyRequest, status: number, metrics: Metric
     ...(context?.similarity === undefined ? {} : { similarity: context.similarity }),
     ...(context?.firstEventMs === undefined ? {} : { first_event_ms: round(context.firstEventMs) }),
   };
-  if (settings.slowRequestMs > 0 && durationMs !== undefined && durationMs >= settings.slowRequestMs) {
-    request.log.warn({ ...line, slow_request_ms: settings.slowRequestMs, breakdown: breakdown(context, durationMs) }, 'slow request');
-  } else {
-    request.log.info(line, 'request');
-  }
 }
 
 /** Where a request's time went: queue wait, each tier's lookup, the upstream call itself, rendering, and the rest. */

@@ -9,6 +9,7 @@ import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
 import { GUARD_NAMES, type GuardName } from '../cache/semantic/guards.js';
 import type { PriceTable } from './prices.js';
 import { RecentStats } from './recent.js';
+import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from './hot-series.js';
 
 export type LookupResult = 'hit' | 'miss' | 'stale' | 'error';
 export type CacheTier = 'exact';
@@ -86,49 +87,49 @@ export class Metrics implements UpstreamObserver {
   readonly recent = new RecentStats();
   private inFlightRequests = 0;
 
-  private readonly requests = new Counter({
-    name: 'recall_requests_total', help: 'Requests answered, by route, HTTP status and cache outcome (HIT, MISS, COALESCED, BYPASS, none).',
-    labelNames: ['route', 'status', 'cache'] as const, registers: [this.registry],
+  private readonly requests = new HotCounter({
+    name: 'recall_requests_total', help: 'Requests answered, by route, HTTP status and cache outcome (HIT, SEMANTIC, STALE: an expired entry in place of an upstream failure, MISS, COALESCED, BYPASS, none).',
+    labelNames: ['route', 'status', 'cache'] as const, registry: this.registry,
   });
-  private readonly requestDuration = new Histogram({
+  private readonly requestDuration = new HotHistogram({
     name: 'recall_request_duration_seconds', help: 'Time from request arrival to the last byte of the answer, by route and cache outcome.',
-    labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+    labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registry: this.registry,
   });
-  private readonly upstreamDuration = new Histogram({
+  private readonly upstreamDuration = new HotHistogram({
     name: 'recall_upstream_duration_seconds', help: 'Time spent on the upstream call, to its last byte, by route (queue wait and retries included).',
-    labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+    labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registry: this.registry,
   });
-  private readonly firstToken = new Histogram({
+  private readonly firstToken = new HotHistogram({
     name: 'recall_stream_first_token_seconds', help: 'Time from request arrival to the first event of a streamed answer (hits rendered from the cache and relayed misses), by route and cache outcome.',
-    labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
+    labelNames: ['route', 'cache'] as const, buckets: LATENCY_BUCKETS, registry: this.registry,
   });
-  private readonly overhead = new Histogram({
+  private readonly overhead = new HotHistogram({
     name: 'recall_overhead_seconds', help: 'Recall\'s own time per proxied request: total minus the upstream call (queue wait and retries count as upstream); coalesced followers are left out.',
-    labelNames: ['route', 'cache'] as const, buckets: OVERHEAD_BUCKETS, registers: [this.registry],
+    labelNames: ['route', 'cache'] as const, buckets: OVERHEAD_BUCKETS, registry: this.registry,
   });
   private readonly upstreamErrors = new Counter({
     name: 'recall_upstream_errors_total', help: 'Upstream calls that failed, each attempt counted (retried ones too), by code: status_NNN, status_4xx/5xx for other statuses, unreachable, timeout, broken_response.',
     labelNames: ['code'] as const, registers: [this.registry],
   });
-  private readonly lookupDuration = new Histogram({
+  private readonly lookupDuration = new HotHistogram({
     name: 'recall_cache_lookup_duration_seconds', help: 'Time a cache lookup took, by tier and result.',
-    labelNames: ['tier', 'result'] as const, buckets: LOOKUP_BUCKETS, registers: [this.registry],
+    labelNames: ['tier', 'result'] as const, buckets: LOOKUP_BUCKETS, registry: this.registry,
   });
-  private readonly lookups = new Counter({
+  private readonly lookups = new HotCounter({
     name: 'recall_cache_lookups_total', help: 'Cache lookups by tier and result (hit, miss, stale: older than max-age, error: the store failed and the request went upstream).',
-    labelNames: ['tier', 'result'] as const, registers: [this.registry],
+    labelNames: ['tier', 'result'] as const, registry: this.registry,
   });
   private readonly storeErrors = new Counter({
     name: 'recall_cache_store_errors_total', help: 'Failed cache operations by store and operation; each one failed open.',
     labelNames: ['store', 'operation'] as const, registers: [this.registry],
   });
-  private readonly tokensSaved = new Counter({
+  private readonly tokensSaved = new HotCounter({
     name: 'recall_tokens_saved_total', help: 'Tokens a cache hit did not spend upstream, by model and kind (prompt, completion).',
-    labelNames: ['model', 'kind'] as const, registers: [this.registry],
+    labelNames: ['model', 'kind'] as const, registry: this.registry,
   });
-  private readonly costSaved = new Counter({
+  private readonly costSaved = new HotCounter({
     name: 'recall_cost_saved_usd_total', help: 'Money a cache hit did not spend upstream, in USD at the configured list prices, by model.',
-    labelNames: ['model'] as const, registers: [this.registry],
+    labelNames: ['model'] as const, registry: this.registry,
   });
 
   private readonly coalescedRequests = new Counter({
@@ -169,10 +170,10 @@ export class Metrics implements UpstreamObserver {
     registers: [this.registry],
   });
 
-  private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', { inc(value: number): void }>>();
-  private readonly requestSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void }; overhead: { observe(value: number): void } }>();
+  private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', CounterSeries>>();
+  private readonly requestSeries = new SeriesMemo<{ count: CounterSeries; duration: HistogramSeries; overhead: HistogramSeries }>();
   private readonly usages = new WeakMap<Buffer, TokenUsage | undefined>();
-  private readonly lookupSeries = new SeriesMemo<{ count: { inc(): void }; duration: { observe(value: number): void } }>();
+  private readonly lookupSeries = new SeriesMemo<{ count: CounterSeries; duration: HistogramSeries }>();
   private readonly toolCallDuration = new Histogram({
     name: 'recall_tool_call_duration_seconds', help: 'Time a tool call of POST /recall/tools/batch took, by configured tool and status (ok, error, timeout, skipped; cached results are ok).',
     labelNames: ['tool', 'status'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry],
@@ -257,7 +258,7 @@ export class Metrics implements UpstreamObserver {
 
   /** A streamed answer sent its first event `ms` after the request arrived. */
   firstEvent(route: string, cache: string | undefined, ms: number): void {
-    this.firstToken.observe({ route, cache: cache ?? 'none' }, ms / 1000);
+    this.firstToken.labels(route, cache ?? 'none').observe(ms / 1000);
   }
 
   observeRequest(route: string, status: number, cache: string | undefined, durationMs: number, upstreamMs: number | undefined): void {
@@ -269,7 +270,7 @@ export class Metrics implements UpstreamObserver {
     }));
     children.count.inc();
     children.duration.observe(durationMs / 1000);
-    if (upstreamMs !== undefined) this.upstreamDuration.observe({ route }, upstreamMs / 1000);
+    if (upstreamMs !== undefined) this.upstreamDuration.labels(route).observe(upstreamMs / 1000);
     if (cache === undefined) return;
     // A follower's time is the leader's upstream call: not Recall's overhead.
     if (cache !== 'COALESCED') children.overhead.observe(Math.max(0, durationMs - (upstreamMs ?? 0)) / 1000);
@@ -394,9 +395,9 @@ export class Metrics implements UpstreamObserver {
 
   /** Sums of a counter's values grouped by one label, for /recall/stats. */
   async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total', label: string): Promise<Record<string, number>> {
-    const counter = this.registry.getSingleMetric(metric) as Counter<string> | undefined;
+    const counter = { recall_requests_total: this.requests, recall_cache_lookups_total: this.lookups, recall_tokens_saved_total: this.tokensSaved, recall_cost_saved_usd_total: this.costSaved }[metric];
     const totals: Record<string, number> = {};
-    for (const value of (await counter?.get())?.values ?? []) {
+    for (const value of counter.get().values) {
       const key = String(value.labels[label] ?? '');
       totals[key] = (totals[key] ?? 0) + value.value;
     }

@@ -24,7 +24,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
       since: new Date(metrics.startedAt).toISOString(),
       store: deps.storeKind,
       uptime_s: sinceStart.seconds,
-      requests: { hit: hits, miss: outcomes.MISS ?? 0, coalesced: outcomes.COALESCED ?? 0, bypass: outcomes.BYPASS ?? 0, other: outcomes.none ?? 0 },
+      requests: { hit: hits, stale: outcomes.STALE ?? 0, miss: outcomes.MISS ?? 0, coalesced: outcomes.COALESCED ?? 0, bypass: outcomes.BYPASS ?? 0, other: outcomes.none ?? 0 },
       // Share of cacheable requests answered from a cache: (HIT, SEMANTIC, STALE) over those plus MISS and COALESCED.
       hit_rate: sinceStart.hit_rate,
       lookups: { total: lookedUp, hit: lookups.hit ?? 0, miss: lookups.miss ?? 0, stale: lookups.stale ?? 0, error: lookups.error ?? 0 },

@@ -4,24 +4,30 @@ import type { FastifyInstance } from 'fastify';
 import { RecallError, invalidJson } from '../openai/errors.js';
 import type { JsonObject } from '../openai/wire.js';
 import { BoundedMemo } from '../cache/bounded-memo.js';
+import { readBodyWithin } from './body-limit.js';
 
 /** Bodies up to this size are remembered once repeated; a repeat (the hit path) then skips JSON.parse. */
 const MEMO_MAX_BODY_BYTES = 8 * 1024;
 /** At most this many bodies remembered (at most 16 MB of text). */
 const MEMO_MAX_BODIES = 2_000;
 
-/** Accepts any content type as JSON, as OpenAI's API does for clients that forget the header. */
+/**
+ * Accepts any content type as JSON, as OpenAI's API does for clients that forget the header. The body is read here,
+ * within the limit (the routes using this parser are marked `limitsOwnBody`, so they need no preParsing hook).
+ */
 export function registerJsonBodyParser(app: FastifyInstance, limitBytes: number): void {
   const bodies = new RepeatedBodies();
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limitBytes }, (request, raw, done) => {
-    const bytes = raw as Buffer;
-    request.recall.rawBody = bytes;
-    try {
-      done(null, bodies.parse(bytes));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
+  app.addContentTypeParser('*', (request, payload, done) => {
+    readBodyWithin(payload, request.headers['content-length'], limitBytes, (err, bytes) => {
+      if (err !== null || bytes === undefined) return done(err, undefined);
+      request.recall.rawBody = bytes;
+      try {
+        done(null, bodies.parse(bytes));
+      } catch (parseError) {
+        done(parseError as Error, undefined);
+      }
+    });
   });
 }
 

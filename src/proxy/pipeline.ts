@@ -3,7 +3,8 @@
 // Each stage is a call into its own module. Rate limits arrive with their issue. The semantic tier (chat completions
 // only) answers near-repeats of the last user message within an exact partition, and indexes what gets stored. Embeddings
 // take the same path with one entry per input item; their misses go upstream through the embeddings batcher, which
-// merges concurrent requests' misses into one call.
+// merges concurrent requests' misses into one call. When the upstream call fails (5xx, unreachable, timed out), the
+// in-flight join answers each request that accepts it from the key's expired entry (stale-if-error).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markForwarded, markHit, type ForwardReason } from '../cache/cache-status.js';
 import { EmbeddingsCache } from '../cache/embeddings.js';
@@ -14,7 +15,7 @@ import type { Coalescer } from '../coalesce/singleflight.js';
 import type { Probe, SemanticTier } from '../cache/semantic/semantic-tier.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
 import { KeyMemo } from '../cache/key.js';
-import { readPolicy, type CachePolicy } from '../cache/policy.js';
+import { readPolicy, type CachePolicy, type PolicyDefaults } from '../cache/policy.js';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/catalog.js';
@@ -56,15 +57,18 @@ export class Pipeline {
   private readonly now: () => number;
   private readonly keys = new KeyMemo();
   private readonly cachedRoutes: ReadonlySet<string>;
+  private readonly policyDefaults: PolicyDefaults;
 
   constructor(private readonly deps: PipelineDeps) {
     this.now = deps.now ?? Date.now;
+    const { ttlSeconds, staleIfErrorSeconds, staleIfErrorMaxSeconds } = deps.cache;
+    this.policyDefaults = { ttlS: ttlSeconds, staleIfErrorS: staleIfErrorSeconds, staleIfErrorMaxS: staleIfErrorMaxSeconds };
     this.cachedRoutes = new Set(deps.cache.routes.split(',').map((r) => r.trim()));
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
-    const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
+    const policy = readPolicy(request.headers, this.policyDefaults);
     // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
     if (!this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
@@ -104,7 +108,9 @@ export class Pipeline {
     }
 
     // Identical requests in flight share one upstream call (no-cache and no-store ones too: they only skip the store).
-    const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined };
+    // If that call fails, each member that accepts it (stale-if-error) is answered from the expired entry instead.
+    const staleIfError = policy.staleIfErrorS ? { graceS: policy.staleIfErrorS, maxAgeS: policy.maxAgeS } : undefined;
+    const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined, staleIfError };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
     const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
     return this.deps.coalescer.answer({ key, route, policy, member, onStored, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });

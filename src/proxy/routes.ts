@@ -21,7 +21,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): P
     registerJsonBodyParser(cached, deps.bodyLimitBytes);
     for (const path of Object.keys(CACHED_ROUTES)) {
       // The body parser already guarantees a JSON object; field-level schemas arrive with input hardening.
-      cached.post(path, (request, reply) => {
+      cached.post(path, { config: { limitsOwnBody: true } }, (request, reply) => {
         request.recall.priority = readPriority(request.headers);
         if (request.recall.rawBody === undefined) throw invalidJson('the body is empty');
         return deps.pipeline.handle(request, reply);

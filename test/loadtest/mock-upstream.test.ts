@@ -323,6 +323,63 @@ describe('faults', () => {
   });
 });
 
+describe('random faults', () => {
+  /** The statuses of `count` sequential /v1/models calls (a stall is cut short by the client after 1 s: 'stall'). */
+  async function statuses(target: MockUpstream, count: number): Promise<(number | 'stall')[]> {
+    const seen: (number | 'stall')[] = [];
+    for (let i = 0; i < count; i++) {
+      try {
+        const response = await fetch(`${target.baseURL}/models`, { signal: AbortSignal.timeout(1_000) });
+        if (response.status !== 200) expect(response.headers.get('x-mock-fault')).toBe(String(response.status));
+        await response.arrayBuffer();
+        seen.push(response.status);
+      } catch {
+        seen.push('stall');
+      }
+    }
+    return seen;
+  }
+
+  it('fails requests at the configured rates, marks each error it sends, counts them, and repeats its draws from the seed', async () => {
+    const faulty = await startMockUpstream({ faultRates: { '503': 0.2, '500': 0.1, stall: 0.02 }, faultSeed: 42 });
+    const twin = await startMockUpstream({ faultRates: { '503': 0.2, '500': 0.1, stall: 0.02 }, faultSeed: 42 });
+    try {
+      const [seen, twinSeen] = await Promise.all([statuses(faulty, 200), statuses(twin, 200)]);
+      const count = (what: number | 'stall') => seen.filter((s) => s === what).length;
+      // 40, 20 and 10 expected; the seed fixes the draws, the range only says the rates are applied at all.
+      expect(count(503)).toBeGreaterThan(20);
+      expect(count(503)).toBeLessThan(60);
+      expect(count(500)).toBeGreaterThan(5);
+      expect(count(500)).toBeLessThan(35);
+      expect(count('stall')).toBeGreaterThan(0);
+      expect(count(200) + count(503) + count(500) + count('stall')).toBe(200);
+      expect(faulty.stats().faults).toEqual({ '503': count(503), '500': count(500), stall: count('stall') });
+
+      // The same seed draws the same sequence, and reset starts it over.
+      expect(twinSeen).toEqual(seen);
+      faulty.reset();
+      expect(faulty.stats().faults).toEqual({});
+      expect(await statuses(faulty, 50)).toEqual(seen.slice(0, 50));
+    } finally {
+      await faulty.close();
+      await twin.close();
+    }
+  }, 30_000);
+
+  it('counts queued and header faults too', async () => {
+    mock.failNext('502');
+    await fetch(`${mock.baseURL}/models`);
+    await fetch(`${mock.baseURL}/models`, { headers: { 'x-mock-fault': '429' } });
+    expect(mock.stats().faults).toEqual({ '502': 1, '429': 1 });
+  });
+
+  it('refuses fault rates it cannot apply', async () => {
+    await expect(startMockUpstream({ faultRates: { '503': 0.7, '500': 0.4 } })).rejects.toThrow(/more than 1/);
+    await expect(startMockUpstream({ faultRates: { teapot: 0.1 } as never })).rejects.toThrow(/unknown fault teapot/);
+    await expect(startMockUpstream({ faultRates: { '503': -0.1 } })).rejects.toThrow(/>= 0/);
+  });
+});
+
 describe('stats', () => {
   it('counts requests per route, leaving control routes out', async () => {
     await client.models.list();

@@ -20,16 +20,16 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function readyRedisStore(keyPrefix: string): Promise<RedisStore> {
-  const store = new RedisStore({ url: server.url, keyPrefix, commandTimeoutMs: 2_000, connectTimeoutMs: 2_000 });
+async function readyRedisStore(keyPrefix: string, keepExpiredMs?: number): Promise<RedisStore> {
+  const store = new RedisStore({ url: server.url, keyPrefix, commandTimeoutMs: 2_000, connectTimeoutMs: 2_000, keepExpiredMs });
   if (!(await store.whenReady(5_000))) throw new Error(`RedisStore did not connect to ${server.url}`);
   return store;
 }
 
-describeStoreContract('MemoryStore', async () => {
+describeStoreContract('MemoryStore', async (options = {}) => {
   let now = 1_764_000_000_000;
   return {
-    store: new MemoryStore({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024 }, () => now),
+    store: new MemoryStore({ maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, keepExpiredMs: options.keepExpiredMs }, () => now),
     now: () => now,
     advance: async (ms) => {
       now += ms;
@@ -39,9 +39,9 @@ describeStoreContract('MemoryStore', async () => {
   };
 });
 
-describeStoreContract('RedisStore', async () => {
+describeStoreContract('RedisStore', async (options = {}) => {
   const keyPrefix = freshPrefix();
-  const store = await readyRedisStore(keyPrefix);
+  const store = await readyRedisStore(keyPrefix, options.keepExpiredMs);
   const raw = new Redis(server.url);
   // Another application's key, and one that shares the store's prefix but for its final separator.
   const foreignKeys = ['other-app:entry', `${keyPrefix.slice(0, -1)}-neighbour:entry`];
@@ -87,6 +87,21 @@ describe('RedisStore', () => {
     const ttl = await raw.pttl(`${keyPrefix}ns:k`);
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('lets Redis keep an entry past its expiry for keepExpiredMs (PEXPIRE = TTL + keep), the value holding its own expiry', async () => {
+    const keeping = await readyRedisStore(keyPrefix, 600_000);
+    try {
+      const now = Date.now();
+      await keeping.set('k', { body: Buffer.from('{}'), storedAt: now, expiresAt: now + 60_000 });
+      const ttl = await raw.pttl(`${keyPrefix}k`);
+      expect(ttl).toBeGreaterThan(600_000);
+      expect(ttl).toBeLessThanOrEqual(660_000);
+      // Read by a store that keeps nothing: the entry's own expiry still says fresh.
+      expect((await store.get('k'))?.expiresAt).toBe(now + 60_000);
+    } finally {
+      await keeping.close();
+    }
   });
 
   it('stores nothing for an entry that has already expired', async () => {

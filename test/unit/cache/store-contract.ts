@@ -24,7 +24,12 @@ export interface StoreUnderTest {
 
 const MINUTE = 60_000;
 
-export function describeStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+/** What a store is built with for a test: how long it keeps expired entries for stale-if-error (default 0). */
+export interface StoreOptions {
+  keepExpiredMs?: number;
+}
+
+export function describeStoreContract(name: string, makeStore: (options?: StoreOptions) => Promise<StoreUnderTest>): void {
   describe(`${name} honours the CacheStore contract`, () => {
     let subject: StoreUnderTest;
     let store: CacheStore;
@@ -75,6 +80,47 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       await subject.advance(200);
       expect(await store.get('short')).toBeUndefined();
       expect(await bodyOf('long')).toBe('stays');
+    });
+
+    it('getStale returns a fresh entry too, and nothing once it expired when expired entries are not kept', async () => {
+      await store.set('k', entry('v', 150));
+      expect((await store.getStale('k'))?.body.toString()).toBe('v');
+      await subject.advance(200);
+      expect(await store.getStale('k')).toBeUndefined();
+    });
+
+    it('keeps an expired entry for keepExpiredMs: getStale returns it, get never does', async () => {
+      const keeping = await makeStore({ keepExpiredMs: 300 });
+      try {
+        const storedAt = keeping.now();
+        await keeping.store.set('k', { body: Buffer.from('old answer'), storedAt, expiresAt: storedAt + 100 });
+        await keeping.store.set('fresh', { body: Buffer.from('live'), storedAt, expiresAt: storedAt + MINUTE });
+        await keeping.advance(150);
+        expect(await keeping.store.get('k')).toBeUndefined();
+        const stale = await keeping.store.getStale('k');
+        expect(stale?.body.toString()).toBe('old answer');
+        expect(stale?.expiresAt).toBe(storedAt + 100);
+        // Still not served as fresh after a stale read.
+        expect(await keeping.store.get('k')).toBeUndefined();
+        expect((await keeping.store.get('fresh'))?.body.toString()).toBe('live');
+        await keeping.advance(300);
+        expect(await keeping.store.getStale('k')).toBeUndefined();
+        expect((await keeping.store.getStale('fresh'))?.body.toString()).toBe('live');
+      } finally {
+        await keeping.cleanup();
+      }
+    });
+
+    it('an entry set already expired but within keepExpiredMs is kept for getStale only', async () => {
+      const keeping = await makeStore({ keepExpiredMs: MINUTE });
+      try {
+        const now = keeping.now();
+        await keeping.store.set('k', { body: Buffer.from('late'), storedAt: now - 2_000, expiresAt: now - 1_000 });
+        expect(await keeping.store.get('k')).toBeUndefined();
+        expect((await keeping.store.getStale('k'))?.body.toString()).toBe('late');
+      } finally {
+        await keeping.cleanup();
+      }
     });
 
     it('treats setting an already expired entry as removing the older one', async () => {
