@@ -5,13 +5,15 @@
 //  2. CPU per cache hit: autocannon repeating one request against that Recall; CPU seconds of Recall and of
 //     redis-server per hit give hits per second per fully used core (robust on a shared machine; raw req/s is not).
 //  3. Semantic index memory: VectorIndex.bytes() after adding V local-embedder vectors, extrapolated to a million.
-//   npm run bench:sizing [-- --entries 20000 --hit-seconds 10 --vectors 100000 --dimensions 512]
+//   npm run bench:sizing [-- --entries 20000 --hit-seconds 10 --vectors 100000 --dimensions 512 --cluster]
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { buildIfStale, ChildProcesses, childCpuSeconds, LoadGenerator, machineCpuSeconds, startRecall, startRedis, startScript, type Server } from './bench-harness.js';
 import { LocalEmbedder } from '../src/cache/semantic/local-embedder.js';
 import { VectorIndex } from '../src/cache/semantic/vector-index.js';
 import { RedisStore } from '../src/cache/redis-store.js';
+import { startThrowawayCluster } from '../test/support/redis-cluster.js';
 
 const { values: args } = parseArgs({ options: {
   entries: { type: 'string', default: '20000' },
@@ -19,6 +21,8 @@ const { values: args } = parseArgs({ options: {
   vectors: { type: 'string', default: '100000' },
   dimensions: { type: 'string', default: '512' },
   concurrency: { type: 'string', default: '32' },
+  /** Also measure CPU per hit on a local Redis Cluster (three masters, three replicas). */
+  cluster: { type: 'boolean', default: false },
 } });
 const entries = Number(args.entries);
 const hitSeconds = Number(args['hit-seconds']);
@@ -39,6 +43,29 @@ function prompt(i: number): string {
 
 async function usedMemory(redis: Redis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+}
+
+/** Hits through autocannon (50 connections) and the CPU seconds Recall and the Redis processes spent per answer. */
+async function measureHits(recall: Server, redisProcesses: ChildProcess[]): Promise<Record<string, number>> {
+  const hitBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt(1) }] });
+  await fetch(`${recall.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' }, body: hitBody }).then((r) => r.arrayBuffer());
+  const cpu = () => ({
+    recall: childCpuSeconds(recall.process),
+    redis: redisProcesses.reduce((sum, child) => sum + childCpuSeconds(child), 0),
+    machine: machineCpuSeconds(),
+  });
+  const before = cpu();
+  const run = await loads.run({ origin: recall.origin, connections: 50, durationS: hitSeconds, body: hitBody, tallyHeader: 'x-recall-cache' });
+  const after = cpu();
+  const recallUs = ((after.recall - before.recall) * 1e6) / run.responses;
+  const redisUs = ((after.redis - before.redis) * 1e6) / run.responses;
+  return {
+    seconds: hitSeconds, responses: run.responses, hits: run.headerTally.HIT ?? 0, non2xx: run.non2xx, requests_per_second: Math.round(run.requestsPerSecond),
+    recall_cpu_us_per_hit: +recallUs.toFixed(1), redis_cpu_us_per_hit: +redisUs.toFixed(1),
+    hits_per_core_second_recall: Math.round(1e6 / recallUs), hits_per_core_second_redis: Math.round(1e6 / redisUs),
+    machine_busy_cores: +((after.machine - before.machine) / run.durationS).toFixed(2),
+    other_processes_cores: +(((after.machine - before.machine) - (after.recall - before.recall) - (after.redis - before.redis)) / run.durationS).toFixed(2),
+  };
 }
 
 const children = new ChildProcesses();
@@ -129,26 +156,23 @@ try {
   console.log(JSON.stringify({ by_body_size: slope }));
   await redis.flushall();
 
-  // 2. CPU per hit: one request, stored, then repeated.
-  const hitBody = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt(1) }] });
-  await fetch(`${recall.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' }, body: hitBody }).then((r) => r.arrayBuffer());
-  const cpu = () => ({ recall: childCpuSeconds(recall.process), redis: childCpuSeconds(redisServer.process), machine: machineCpuSeconds() });
-  const cpuBefore = cpu();
-  const run = await loads.run({ origin: recall.origin, connections: 50, durationS: hitSeconds, body: hitBody, tallyHeader: 'x-recall-cache' });
-  const cpuAfter = cpu();
-  const hits = run.headerTally.HIT ?? 0;
-  const recallUs = ((cpuAfter.recall - cpuBefore.recall) * 1e6) / run.responses;
-  const redisUs = ((cpuAfter.redis - cpuBefore.redis) * 1e6) / run.responses;
-  results.hits = {
-    seconds: hitSeconds, responses: run.responses, hits, non2xx: run.non2xx, requests_per_second: Math.round(run.requestsPerSecond),
-    recall_cpu_us_per_hit: +recallUs.toFixed(1), redis_cpu_us_per_hit: +redisUs.toFixed(1),
-    hits_per_core_second_recall: Math.round(1e6 / recallUs), hits_per_core_second_redis: Math.round(1e6 / redisUs),
-    machine_busy_cores: +((cpuAfter.machine - cpuBefore.machine) / run.durationS).toFixed(2),
-    other_processes_cores: +(((cpuAfter.machine - cpuBefore.machine) - (cpuAfter.recall - cpuBefore.recall) - (cpuAfter.redis - cpuBefore.redis)) / run.durationS).toFixed(2),
-  };
+  // 2. CPU per hit: one request, stored, then repeated; on the standalone server, then (--cluster) on a local Cluster.
+  results.hits = await measureHits(recall, [redisServer.process]);
   console.log(JSON.stringify({ hits: results.hits }));
   redis.disconnect();
-  for (const child of [recall, mock, redisServer]) await children.stop(child.process);
+  for (const child of [recall, redisServer]) await children.stop(child.process);
+  if (args.cluster) {
+    const cluster = await startThrowawayCluster();
+    try {
+      const onCluster = await startRecall(children, { name: 'recall (cluster)', upstreamBaseUrl: `${mock.origin}/v1`, env: { RECALL_REDIS_CLUSTER: cluster.seeds, RECALL_LOG_LEVEL: 'warn' } });
+      results.cluster_hits = await measureHits(onCluster, cluster.nodes.map((n) => n.process));
+      console.log(JSON.stringify({ cluster_hits: results.cluster_hits }));
+      await children.stop(onCluster.process);
+    } finally {
+      await cluster.stop();
+    }
+  }
+  await children.stop(mock.process);
 
   // 3. Semantic index memory.
   if (vectorCount > 0) {
