@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import { askRedis as ask, freePort, launch, terminate } from './redis.js';
+import type { Redis } from 'ioredis';
+import { askRedis, freePort, launch, terminate } from './redis.js';
 
 export const SENTINEL_MASTER_NAME = 'recall-test';
 const PROMOTION_TIMEOUT_MS = 60_000;
@@ -22,7 +23,11 @@ export interface ThrowawaySentinel {
   stop(): Promise<void>;
 }
 
-export async function startThrowawaySentinel(): Promise<ThrowawaySentinel> {
+/** `password`: the master and the replica require it (and the replica and the sentinel use it); the sentinel needs none. */
+export async function startThrowawaySentinel(options: { password?: string } = {}): Promise<ThrowawaySentinel> {
+  const { password } = options;
+  const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password];
+  const ask = <T>(port: number, command: (redis: Redis) => Promise<T>, withPassword = true) => askRedis(port, command, withPassword ? password : undefined);
   const dir = await mkdtemp(join(tmpdir(), 'recall-sentinel-'));
   const children: ChildProcess[] = [];
   const killAll = () => { for (const child of children) child.kill('SIGKILL'); };
@@ -34,8 +39,8 @@ export async function startThrowawaySentinel(): Promise<ThrowawaySentinel> {
   };
   try {
     const [masterPort, replicaPort, sentinelPort] = [(await freePort())!, (await freePort())!, (await freePort())!];
-    children.push(await launch(masterPort));
-    children.push(await launch(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]));
+    children.push(await launch(masterPort, auth));
+    children.push(await launch(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort), ...auth]));
     // Sentinel rewrites its config file as it learns the setup: it needs a writable one of its own.
     const config = join(dir, 'sentinel.conf');
     await writeFile(config, '');
@@ -44,8 +49,9 @@ export async function startThrowawaySentinel(): Promise<ThrowawaySentinel> {
       '--sentinel', 'monitor', SENTINEL_MASTER_NAME, '127.0.0.1', String(masterPort), '1',
       '--sentinel', 'down-after-milliseconds', SENTINEL_MASTER_NAME, '1000',
       '--sentinel', 'failover-timeout', SENTINEL_MASTER_NAME, '5000',
+      ...(password === undefined ? [] : ['--sentinel', 'auth-pass', SENTINEL_MASTER_NAME, password]),
     ], config));
-    const masterNamed = async () => Number((await ask(sentinelPort, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME) as Promise<string[]>))[1]);
+    const masterNamed = async () => Number((await ask(sentinelPort, (r) => r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME) as Promise<string[]>, false))[1]);
     const until = async (probe: () => Promise<boolean>, what: string) => {
       const deadline = Date.now() + PROMOTION_TIMEOUT_MS;
       while (Date.now() < deadline) {
@@ -56,7 +62,7 @@ export async function startThrowawaySentinel(): Promise<ThrowawaySentinel> {
     };
     await until(async () => (await ask(replicaPort, (r) => r.info('replication'))).includes('master_link_status:up'), 'the replica is in sync');
     // The sentinel must know the replica before the master dies, or it has nobody to promote.
-    await until(async () => ((await ask(sentinelPort, (r) => r.call('SENTINEL', 'REPLICAS', SENTINEL_MASTER_NAME))) as unknown[]).length > 0, 'the sentinel found the replica');
+    await until(async () => ((await ask(sentinelPort, (r) => r.call('SENTINEL', 'REPLICAS', SENTINEL_MASTER_NAME), false)) as unknown[]).length > 0, 'the sentinel found the replica');
     return {
       sentinels: `127.0.0.1:${sentinelPort}`,
       masterPort,

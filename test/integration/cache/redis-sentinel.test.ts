@@ -1,5 +1,6 @@
-// Recall on Redis found through Sentinel: two instances share entries on the master the sentinel names, and after the
-// master dies and the sentinel promotes its replica, they follow the new master and hit the entries it kept.
+// Recall on Redis found through Sentinel (the master and its replica behind a password): two instances share entries on
+// the master the sentinel names, and after the master dies and the sentinel promotes its replica, they follow the new
+// master and hit the entries it kept.
 import OpenAI from 'openai';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,13 +13,14 @@ let mock: MockUpstream;
 let instances: [RunningRecall, RunningRecall];
 
 const PREFIX = 'recall-sentinel-test:';
+const PASSWORD = 'sentinel-test-password';
 const chat = (content: string): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
 
 beforeAll(async () => {
-  sentinel = await startThrowawaySentinel();
+  sentinel = await startThrowawaySentinel({ password: PASSWORD });
   mock = await startMockUpstream();
   const settings = {
-    'upstream.url': mock.baseURL, 'redis.sentinels': sentinel.sentinels, 'redis.sentinel_name': SENTINEL_MASTER_NAME,
+    'upstream.url': mock.baseURL, 'redis.sentinels': sentinel.sentinels, 'redis.sentinel_name': SENTINEL_MASTER_NAME, 'redis.password': PASSWORD,
     'redis.key_prefix': PREFIX, 'redis.command_timeout_ms': 1_000, 'semantic.enabled': false,
   };
   instances = [await startRecall(settings), await startRecall(settings)];
@@ -52,7 +54,7 @@ describe('two instances on Redis through Sentinel', () => {
     const health = await (await fetch(`${b.url}/readyz`)).json() as { checks: { redis: { ok: boolean } } };
     expect(health.checks.redis.ok).toBe(true);
     // The entry they hit is the one the promoted replica holds.
-    const promoted = new Redis(sentinel.replicaPort, '127.0.0.1');
+    const promoted = new Redis(sentinel.replicaPort, '127.0.0.1', { password: PASSWORD });
     try {
       expect(await promoted.exists(PREFIX + first.response.headers.get('x-recall-key')!)).toBe(1);
     } finally {
