@@ -34,6 +34,10 @@ import { SemanticTier } from './cache/semantic/semantic-tier.js';
 import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
 import { VectorIndex } from './cache/semantic/vector-index.js';
 import { RedisFeed } from './cache/semantic/redis-feed.js';
+import { admissionNeeded, registerAdmission } from './limits/admission.js';
+import { ClientKeys } from './limits/client-keys.js';
+import { createRequestLimiter } from './limits/request-limit.js';
+import { MemoryBudgetStore, RedisBudgetStore, TokenBudget } from './limits/token-budget.js';
 import { ToolInvoker } from './tools/invoke.js';
 import { ToolResultCache } from './tools/result-cache.js';
 import { toolRoutes } from './tools/routes.js';
@@ -78,8 +82,13 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+  const clientKeys = new ClientKeys(config.auth, config.limits);
+  const budget = !clientKeys.anyLimit('tokensPerMinute') ? undefined : new TokenBudget({
+    store: redis === undefined ? new MemoryBudgetStore() : new RedisBudgetStore(redis.connection, config.redis.keyPrefix),
+    metrics, log: app.log, hitsSpend: config.limits.hitsSpendTokens,
+  });
   const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, budget,
     autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
   const toolInvoker = new ToolInvoker();
   const toolBatch = new ToolBatch(config.tools, toolInvoker, new ToolResultCache(exact), metrics);
@@ -127,6 +136,10 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     return reply.code(answer.status).send(answer.toBody());
   });
 
+  if (admissionNeeded(clientKeys, config.auth)) {
+    const requests = clientKeys.anyLimit('requestsPerMinute') ? await createRequestLimiter(app, redis?.connection, config.redis.keyPrefix, metrics) : undefined;
+    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, upstreamApiKey: config.upstream.apiKey, requests });
+  }
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);

@@ -135,6 +135,10 @@ export class Metrics implements UpstreamObserver {
     name: 'recall_coalesced_requests_total', help: 'Requests answered by joining an identical request already in flight (here or on another instance), by route.',
     labelNames: ['route'] as const, registers: [this.registry],
   });
+  private readonly rateLimitedRequests = new Counter({
+    name: 'recall_rate_limited_requests_total', help: 'Requests answered 429 by Recall\'s own limits, by limit (requests: limits.requests_per_minute, tokens: the token budget) and route.',
+    labelNames: ['limit', 'route'] as const, registers: [this.registry],
+  });
   private readonly queueDepth = new Gauge({
     name: 'recall_upstream_queue_depth', help: 'Upstream calls waiting for a slot (upstream.max_concurrent), by priority.',
     labelNames: ['priority'] as const, registers: [this.registry],
@@ -321,6 +325,11 @@ export class Metrics implements UpstreamObserver {
     this.coalescedRequests.inc({ route });
   }
 
+  /** `route` is a registered route pattern (bounded); never a tenant. */
+  rateLimited(limit: 'requests' | 'tokens', route: string): void {
+    this.rateLimitedRequests.inc({ limit, route });
+  }
+
   storeError(store: string, operation: 'get' | 'set' | 'delete'): void {
     this.storeErrors.inc({ store, operation });
   }
@@ -393,7 +402,7 @@ export class Metrics implements UpstreamObserver {
   }
 
   /** Sums of a counter's values grouped by one label, for /recall/stats. */
-  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total', label: string): Promise<Record<string, number>> {
+  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total' | 'recall_rate_limited_requests_total', label: string): Promise<Record<string, number>> {
     const counter = this.registry.getSingleMetric(metric) as Counter<string> | undefined;
     const totals: Record<string, number> = {};
     for (const value of (await counter?.get())?.values ?? []) {
