@@ -5,6 +5,9 @@ import { BoundedMemo } from '../cache/bounded-memo.js';
 import type { RecallConfig } from '../config/schema.js';
 import { hashClientKey, type ClientKeySpec, type MinuteLimits } from './limit-settings.js';
 
+/** Limits are per minute, like OpenAI's RPM and TPM. */
+export const LIMIT_WINDOW_MS = 60_000;
+
 /** Per-minute limits in force for one client; 0: none of that kind. */
 export interface ClientLimits {
   requestsPerMinute: number;

@@ -8,16 +8,21 @@ import type { Metrics } from '../metrics/catalog.js';
 import { requestRateLimited } from '../openai/errors.js';
 import { retryAfterSeconds, setLimitHeaders } from './ratelimit-headers.js';
 
-const WINDOW_MS = 60_000;
-
 /** Counts one request against its client's limit; rejects with 429 (type requests) past it. */
 export type RequestLimiter = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
-export async function createRequestLimiter(app: FastifyInstance, redis: Redis | Cluster | undefined, keyPrefix: string, metrics: Metrics): Promise<RequestLimiter> {
+export interface RequestCounting {
+  /** Undefined: counted in process memory. */
+  redis: Redis | Cluster | undefined;
+  keyPrefix: string;
+  windowMs: number;
+}
+
+export async function createRequestLimiter(app: FastifyInstance, { redis, keyPrefix, windowMs }: RequestCounting, metrics: Metrics): Promise<RequestLimiter> {
   // global: false — the plugin adds no hook of its own; admission calls the limiter on the routes it covers.
   await app.register(rateLimit, {
     global: false,
-    timeWindow: WINDOW_MS,
+    timeWindow: windowMs,
     max: (request: FastifyRequest) => request.recall.client?.limits.requestsPerMinute ?? 0,
     // The tenant HMAC, never the key; set by admission before the limiter runs.
     keyGenerator: (request: FastifyRequest) => request.recall.client?.identity ?? 'anonymous',

@@ -12,9 +12,6 @@ import { usageOf } from '../openai/usage.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { retryAfterSeconds, setLimitHeaders } from './ratelimit-headers.js';
 
-/** Budgets are per minute, like OpenAI's TPM. */
-export const BUDGET_WINDOW_MS = 60_000;
-
 /** Where a client's window stands after a reservation. */
 export interface BudgetAnswer {
   allowed: boolean;
@@ -151,14 +148,14 @@ function positive(value: unknown): number | undefined {
 export class MemoryBudgetStore implements BudgetStore {
   private readonly windows = new Map<string, { used: number; resetAt: number }>();
 
-  constructor(private readonly now: () => number = Date.now, private readonly maxClients = 100_000) {}
+  constructor(private readonly windowMs: number, private readonly now: () => number = Date.now, private readonly maxClients = 100_000) {}
 
   reserve(identity: string, tokens: number, limit: number): Promise<BudgetAnswer> {
     const now = this.now();
     let window = this.windows.get(identity);
     if (window === undefined || window.resetAt <= now) {
       if (this.windows.size >= this.maxClients) this.dropEnded(now);
-      window = { used: 0, resetAt: now + BUDGET_WINDOW_MS };
+      window = { used: 0, resetAt: now + this.windowMs };
       this.windows.set(identity, window);
     }
     const allowed = window.used + tokens <= limit;
@@ -206,7 +203,7 @@ const BUDGET_SCRIPT_SHA = createHash('sha1').update(BUDGET_SCRIPT).digest('hex')
 
 /** Shared by every instance on one Redis (standalone or Cluster: the script touches one key). */
 export class RedisBudgetStore implements BudgetStore {
-  constructor(private readonly redis: Redis | Cluster, private readonly keyPrefix: string) {}
+  constructor(private readonly redis: Redis | Cluster, private readonly keyPrefix: string, private readonly windowMs: number) {}
 
   async reserve(identity: string, tokens: number, limit: number): Promise<BudgetAnswer> {
     const [allowed, used, resetMs] = await this.run(identity, tokens, limit);
@@ -219,7 +216,7 @@ export class RedisBudgetStore implements BudgetStore {
 
   private async run(identity: string, tokens: number, limit: number): Promise<[number, number, number]> {
     const key = `${this.keyPrefix}ratelimit:tokens:${identity}`;
-    const args = [key, tokens, limit, BUDGET_WINDOW_MS];
+    const args = [key, tokens, limit, this.windowMs];
     let result: unknown;
     try {
       result = await this.redis.evalsha(BUDGET_SCRIPT_SHA, 1, ...args);
