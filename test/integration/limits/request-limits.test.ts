@@ -2,10 +2,12 @@
 // answer, a 429 the SDK raises as RateLimitError once the key's requests are used up, a new window after the reset,
 // keys counted apart, and one count shared by every instance on one Redis.
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashClientKey } from '../../../src/limits/limit-settings.js';
 import { sample, scrape } from '../../support/metrics.js';
+import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
 import { eventually, startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
 
 const LIMIT = 3;
@@ -120,16 +122,20 @@ describe('requests per minute, per key and per group', () => {
 describe('requests per minute, shared by instances on one Redis', () => {
   let setup: RecallWithMock;
   let second: RunningRecall;
+  let redis: ThrowawayRedis;
+  const prefix = `recall-test-limits-${randomUUID()}:`;
 
   beforeAll(async () => {
-    // A prefix of its own: no other test (or run) shares these counters.
-    const shared = { 'redis.url': 'redis://127.0.0.1:6379', 'redis.key_prefix': `recall-test-limits-${randomUUID()}:`, 'redis.command_timeout_ms': 2_000, 'limits.requests_per_minute': LIMIT };
+    // A Redis of its own, and a prefix of its own: nothing else shares these counters.
+    redis = await startThrowawayRedis();
+    const shared = { 'redis.url': redis.url, 'redis.key_prefix': prefix, 'redis.command_timeout_ms': 2_000, 'limits.requests_per_minute': LIMIT };
     setup = await startRecallWithMock(shared);
     second = await startRecall({ 'upstream.url': setup.mock.baseURL, ...shared });
   });
   afterAll(async () => {
     await second.close();
     await setup.close();
+    await redis.stop();
   });
 
   it('counts one key\'s requests on both instances against one limit', async () => {
@@ -147,5 +153,15 @@ describe('requests per minute, shared by instances on one Redis', () => {
     // Another key on the same Redis has its own count.
     const { response } = await second.client({ apiKey: 'sk-limits-shared-0006' }).chat.completions.create(chat('other key')).withResponse();
     expect(response.headers.get('x-ratelimit-remaining-requests')).toBe(String(LIMIT - 1));
+
+    // The counters are kept under the key's HMAC: no key is ever written to Redis.
+    const client = new Redis(redis.url);
+    try {
+      const keys = await client.keys('*');
+      expect(keys.filter((k) => k.startsWith(`${prefix}ratelimit:requests:`))).toHaveLength(2);
+      expect(keys.join('\n')).not.toContain('sk-limits-shared');
+    } finally {
+      client.disconnect();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sample, scrape } from '../../support/metrics.js';
+import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
 import { startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
 
 const BUDGET = 5_000;
@@ -119,15 +120,18 @@ describe('token budget with limits.hits_spend_tokens', () => {
 describe('token budget, shared by instances on one Redis', () => {
   let setup: RecallWithMock;
   let second: RunningRecall;
+  let redis: ThrowawayRedis;
 
   beforeAll(async () => {
-    const shared = { 'redis.url': 'redis://127.0.0.1:6379', 'redis.key_prefix': `recall-test-budget-${randomUUID()}:`, 'redis.command_timeout_ms': 2_000, 'limits.tokens_per_minute': BUDGET };
+    redis = await startThrowawayRedis();
+    const shared = { 'redis.url': redis.url, 'redis.key_prefix': `recall-test-budget-${randomUUID()}:`, 'redis.command_timeout_ms': 2_000, 'limits.tokens_per_minute': BUDGET };
     setup = await startRecallWithMock(shared);
     second = await startRecall({ 'upstream.url': setup.mock.baseURL, ...shared });
   });
   afterAll(async () => {
     await second.close();
     await setup.close();
+    await redis.stop();
   });
 
   it('spends one budget per key across instances, corrected to the usage', async () => {
