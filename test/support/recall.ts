@@ -1,9 +1,11 @@
 // Starts a real Recall on a free loopback port (buildApp, as main does) and keeps its log lines for assertions.
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startMockUpstream, type MockUpstream } from '../../loadtest/mock-upstream.js';
+import { startThrowawayRedis, type ThrowawayRedis } from './redis.js';
 
 export interface RunningRecall {
   app: FastifyInstance;
@@ -79,6 +81,36 @@ export async function startRecallWithMock(settings: Record<string, unknown> = {}
     close: async () => {
       await recall.close();
       await mock.close();
+    },
+  };
+}
+
+/** Two Recalls in front of one mock upstream, sharing a throwaway Redis of their own under one key prefix. */
+export interface TwoOnRedis {
+  mock: MockUpstream;
+  first: RunningRecall;
+  second: RunningRecall;
+  redis: ThrowawayRedis;
+  /** `redis.key_prefix` of both. */
+  prefix: string;
+  close(): Promise<void>;
+}
+
+export async function startTwoOnRedis(settings: Record<string, unknown>): Promise<TwoOnRedis> {
+  const redis = await startThrowawayRedis();
+  const mock = await startMockUpstream();
+  const prefix = `recall-test-${randomUUID()}:`;
+  // A generous command timeout: this shared machine can be slow, and a timed-out command fails open.
+  const shared = { 'upstream.url': mock.baseURL, 'redis.url': redis.url, 'redis.key_prefix': prefix, 'redis.command_timeout_ms': 2_000, ...settings };
+  const first = await startRecall(shared);
+  const second = await startRecall(shared);
+  return {
+    mock, first, second, redis, prefix,
+    close: async () => {
+      await second.close();
+      await first.close();
+      await mock.close();
+      await redis.stop();
     },
   };
 }

@@ -1,14 +1,12 @@
 // Requests per minute per API key, as an OpenAI SDK user sees them: OpenAI's x-ratelimit-*-requests headers on every
 // answer, a 429 the SDK raises as RateLimitError once the key's requests are used up, a new window after the reset,
 // keys counted apart, and one count shared by every instance on one Redis.
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashClientKey } from '../../../src/limits/limit-settings.js';
 import { sample, scrape } from '../../support/metrics.js';
-import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
-import { eventually, startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
+import { eventually, startRecallWithMock, startTwoOnRedis, type RecallWithMock, type TwoOnRedis } from '../../support/recall.js';
 
 const LIMIT = 3;
 const chat = (content: string) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content }] });
@@ -120,28 +118,17 @@ describe('requests per minute, per key and per group', () => {
 });
 
 describe('requests per minute, shared by instances on one Redis', () => {
-  let setup: RecallWithMock;
-  let second: RunningRecall;
-  let redis: ThrowawayRedis;
-  const prefix = `recall-test-limits-${randomUUID()}:`;
+  let pair: TwoOnRedis;
 
   beforeAll(async () => {
-    // A Redis of its own, and a prefix of its own: nothing else shares these counters.
-    redis = await startThrowawayRedis();
-    const shared = { 'redis.url': redis.url, 'redis.key_prefix': prefix, 'redis.command_timeout_ms': 2_000, 'limits.requests_per_minute': LIMIT };
-    setup = await startRecallWithMock(shared);
-    second = await startRecall({ 'upstream.url': setup.mock.baseURL, ...shared });
+    pair = await startTwoOnRedis({ 'limits.requests_per_minute': LIMIT });
   });
-  afterAll(async () => {
-    await second.close();
-    await setup.close();
-    await redis.stop();
-  });
+  afterAll(() => pair.close());
 
   it('counts one key\'s requests on both instances against one limit', async () => {
     const apiKey = 'sk-limits-shared-0005';
-    const first = setup.recall.client({ apiKey });
-    const other = second.client({ apiKey });
+    const first = pair.first.client({ apiKey });
+    const other = pair.second.client({ apiKey });
     const remaining: string[] = [];
     for (const [i, sdk] of [first, other, first].entries()) {
       const { response } = await sdk.chat.completions.create(chat(`shared ${i}`)).withResponse();
@@ -151,14 +138,14 @@ describe('requests per minute, shared by instances on one Redis', () => {
     const err = await rateLimitErrorOf(other.chat.completions.create(chat('shared, one too many')));
     expect(err.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     // Another key on the same Redis has its own count.
-    const { response } = await second.client({ apiKey: 'sk-limits-shared-0006' }).chat.completions.create(chat('other key')).withResponse();
+    const { response } = await pair.second.client({ apiKey: 'sk-limits-shared-0006' }).chat.completions.create(chat('other key')).withResponse();
     expect(response.headers.get('x-ratelimit-remaining-requests')).toBe(String(LIMIT - 1));
 
     // The counters are kept under the key's HMAC: no key is ever written to Redis.
-    const client = new Redis(redis.url);
+    const client = new Redis(pair.redis.url);
     try {
       const keys = await client.keys('*');
-      expect(keys.filter((k) => k.startsWith(`${prefix}ratelimit:requests:`))).toHaveLength(2);
+      expect(keys.filter((k) => k.startsWith(`${pair.prefix}ratelimit:requests:`))).toHaveLength(2);
       expect(keys.join('\n')).not.toContain('sk-limits-shared');
     } finally {
       client.disconnect();

@@ -2,12 +2,10 @@
 // call reserves its estimate (prompt counted with gpt-tokenizer plus max_tokens), the reservation is corrected to
 // the upstream's usage, cache hits and followers of an identical call spend nothing unless configured, a request
 // that does not fit is answered 429 (type tokens) without reaching the upstream, and instances on one Redis share it.
-import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sample, scrape } from '../../support/metrics.js';
-import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
-import { startRecall, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
+import { startRecallWithMock, startTwoOnRedis, type RecallWithMock, type TwoOnRedis } from '../../support/recall.js';
 
 const BUDGET = 5_000;
 const MAX_TOKENS = 400;
@@ -118,29 +116,20 @@ describe('token budget with limits.hits_spend_tokens', () => {
 });
 
 describe('token budget, shared by instances on one Redis', () => {
-  let setup: RecallWithMock;
-  let second: RunningRecall;
-  let redis: ThrowawayRedis;
+  let pair: TwoOnRedis;
 
   beforeAll(async () => {
-    redis = await startThrowawayRedis();
-    const shared = { 'redis.url': redis.url, 'redis.key_prefix': `recall-test-budget-${randomUUID()}:`, 'redis.command_timeout_ms': 2_000, 'limits.tokens_per_minute': BUDGET };
-    setup = await startRecallWithMock(shared);
-    second = await startRecall({ 'upstream.url': setup.mock.baseURL, ...shared });
+    pair = await startTwoOnRedis({ 'limits.tokens_per_minute': BUDGET });
   });
-  afterAll(async () => {
-    await second.close();
-    await setup.close();
-    await redis.stop();
-  });
+  afterAll(() => pair.close());
 
   it('spends one budget per key across instances, corrected to the usage', async () => {
     const apiKey = 'sk-budget-shared-0001';
-    const first = await ask(setup.recall.client({ apiKey }), 'a');
+    const first = await ask(pair.first.client({ apiKey }), 'a');
     const estimate = BUDGET - first.remaining!;
-    const other = await ask(second.client({ apiKey }), 'b');
+    const other = await ask(pair.second.client({ apiKey }), 'b');
     expect(other.remaining).toBe(BUDGET - first.usage - estimate);
-    const elsewhere = await ask(second.client({ apiKey: 'sk-budget-shared-0002' }), 'a');
+    const elsewhere = await ask(pair.second.client({ apiKey: 'sk-budget-shared-0002' }), 'a');
     expect(elsewhere.remaining).toBe(BUDGET - estimate);
   });
 });
