@@ -49,13 +49,17 @@ describe('requests per minute, in memory', () => {
     expect(err.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(setup.mock.stats().requests).toBe(upstreamBefore);
 
-    // A cache hit is a request too: it is limited like any other.
+    // A cache hit is a request too: it is limited like any other. A large upload still gets to read its 429.
     await rateLimitErrorOf(sdk.chat.completions.create(chat('count 0')));
+    const large = await fetch(`${setup.recall.baseURL}/chat/completions`, {
+      method: 'POST', headers: { authorization: 'Bearer sk-limits-alpha-0001', 'content-type': 'application/json' }, body: JSON.stringify(chat('x'.repeat(4 * 1024 * 1024))),
+    });
+    expect(large.status).toBe(429);
 
     const metrics = await scrape(setup.recall.url);
-    expect(sample(metrics, 'recall_rate_limited_requests_total', { limit: 'requests', route: '/v1/chat/completions' })).toBe(2);
+    expect(sample(metrics, 'recall_rate_limited_requests_total', { limit: 'requests', route: '/v1/chat/completions' })).toBe(3);
     const stats = await (await fetch(`${setup.recall.url}/recall/stats`)).json() as { rate_limited: { requests: number; tokens: number } };
-    expect(stats.rate_limited).toEqual({ requests: 2, tokens: 0 });
+    expect(stats.rate_limited).toEqual({ requests: 3, tokens: 0 });
 
     // Once the window is over, the key has its full allowance again.
     let after: Response | undefined;

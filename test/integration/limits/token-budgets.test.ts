@@ -74,6 +74,19 @@ describe('token budget, in memory', () => {
     expect(sample(await scrape(setup.recall.url), 'recall_rate_limited_requests_total', { limit: 'tokens', route: '/v1/chat/completions' })).toBe(1);
   });
 
+  it('corrects a streamed call to the usage of its stream', async () => {
+    // The estimate of the plain request below, read on a fresh budget.
+    const estimate = BUDGET - (await ask(setup.recall.client({ apiKey: 'sk-budget-stream-0006' }), 'u')).remaining!;
+    const sdk = setup.recall.client({ apiKey: 'sk-budget-stream-0005' });
+    const stream = await sdk.chat.completions.create({ ...question, stream: true, stream_options: { include_usage: true } }, { headers: { 'x-recall-namespace': 's' } });
+    let usage = 0;
+    for await (const chunk of stream) if (chunk.usage) usage = chunk.usage.total_tokens;
+    expect(usage).toBeGreaterThan(0);
+    expect(usage).toBeLessThan(estimate);
+    // The stream's reservation was replaced by its usage.
+    expect((await ask(sdk, 't')).remaining).toBe(BUDGET - usage - estimate);
+  });
+
   it('gives every API key its own budget', async () => {
     const other = await ask(setup.recall.client({ apiKey: 'sk-budget-beta-0002' }), 'a-other-key');
     expect(other.remaining).toBeGreaterThan(BUDGET - 2 * MAX_TOKENS);
