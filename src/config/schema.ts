@@ -195,7 +195,7 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'upstream.url', field: 'upstream.url', env: 'RECALL_UPSTREAM_URL', type: 'url', default: 'https://api.openai.com/v1',
     doc: 'Base URL of the OpenAI-compatible upstream, including /v1.' },
   { yaml: 'upstream.api_key', field: 'upstream.apiKey', env: 'RECALL_UPSTREAM_API_KEY', type: 'string', default: undefined, secret: true,
-    doc: 'Key sent upstream as `Authorization: Bearer …` when the client sends no key of its own.' },
+    doc: 'Key sent upstream as `Authorization: Bearer …` when the client sends no key of its own; with auth.mode proxy_keys, on every call.' },
   { yaml: 'upstream.connections', field: 'upstream.connections', type: 'integer', default: 256, min: 1, max: 65_536,
     doc: 'Most keep-alive connections to the upstream at once.' },
   { yaml: 'upstream.connect_timeout_ms', field: 'upstream.connectTimeoutMs', type: 'integer', default: 10_000, min: 1, max: 600_000,
