@@ -92,8 +92,7 @@ export class Pipeline {
       const lookup = await this.deps.exact.lookup(key, policy);
       (request.recall.lookupMs ??= {}).exact = lookup.ms;
       if (lookup.outcome === 'hit') {
-        const served = await this.answerFromEntry(request, reply, body, route, lookup.entry, key, undefined);
-        spend?.settle(served === undefined ? undefined : lookup.entry.body);
+        const served = await this.answerFromEntry(request, reply, body, route, lookup.entry, key, undefined, spend);
         if (served !== undefined) return served.reply;
       }
       reason = lookup.outcome === 'stale' ? 'stale' : 'miss';
@@ -108,8 +107,7 @@ export class Pipeline {
       if (found.outcome === 'hit') {
         // Its own key: the identical request's entry, stored while this one was looking; an exact hit.
         const similarity = found.exactKey === key ? undefined : found.similarity;
-        const served = await this.answerFromEntry(request, reply, body, route, found.entry, found.exactKey, similarity);
-        spend?.settle(served === undefined ? undefined : found.entry.body);
+        const served = await this.answerFromEntry(request, reply, body, route, found.entry, found.exactKey, similarity, spend);
         if (served !== undefined) return served.reply;
       }
     }
@@ -119,17 +117,21 @@ export class Pipeline {
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
     const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
     // Only the request that makes the call spends its tokens; the ones that join it spend nothing.
-    const call = spend === undefined ? (signal: FlightSignal) => this.deps.forwarder.call(request, upstreamBody, signal)
-      : async (signal: FlightSignal) => { await spend.reserve(); return this.deps.forwarder.call(request, upstreamBody, signal); };
+    const call = async (signal: FlightSignal) => {
+      await spend?.reserve();
+      return this.deps.forwarder.call(request, upstreamBody, signal);
+    };
     return this.deps.coalescer.answer({ key, route, policy, member, onStored, call, onAnswer: spend?.settle });
   }
 
   /**
    * A hit (exact, or semantic with its similarity); undefined when the entry turned out unreadable and was dropped.
    * The reply comes wrapped: a FastifyReply is a thenable, which an async function would wait on instead of return.
+   * A hit that reserved tokens on arrival (limits.hits_spend_tokens) spends the usage its entry carries.
    */
   private async answerFromEntry(
     request: FastifyRequest, reply: FastifyReply, body: JsonObject, route: CompletionRoute, entry: CacheEntry, entryKey: string, similarity: number | undefined,
+    spend: Spend | undefined,
   ): Promise<{ reply: FastifyReply } | undefined> {
     try {
       const renderFrom = performance.now();
@@ -139,6 +141,7 @@ export class Pipeline {
       // A rendered stream is sent whole: its first event leaves now.
       if (body.stream === true) markFirstEvent(request.recall);
       this.deps.metrics.savedBy(body.model, entry.body);
+      spend?.settle(entry.body);
       return { reply: answer };
     } catch (err) {
       request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
