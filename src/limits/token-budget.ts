@@ -36,14 +36,27 @@ export interface TokenBudgetDeps {
   hitsSpend: boolean;
 }
 
+/** While the store fails, one warning per this long: every request would otherwise log one. */
+const WARN_EVERY_MS = 10_000;
+
 export class TokenBudget {
+  private lastWarning = -Infinity;
+
   constructor(private readonly deps: TokenBudgetDeps) {}
+
+  /** Logs a failure of the store, at most once per WARN_EVERY_MS. */
+  storeFailed(err: unknown, what: string): void {
+    const now = performance.now();
+    if (now - this.lastWarning < WARN_EVERY_MS) return;
+    this.lastWarning = now;
+    this.deps.log.warn({ err }, what);
+  }
 
   /** One request's spend; undefined when its client has no token budget (or limits are off). */
   spendFor(request: FastifyRequest, reply: FastifyReply, body: JsonObject): Spend | undefined {
     const client = request.recall.client;
     if (client === undefined || client.limits.tokensPerMinute <= 0) return undefined;
-    return new Spend(this.deps, request, reply, body, client.identity, client.limits.tokensPerMinute);
+    return new Spend(this, this.deps, request, reply, body, client.identity, client.limits.tokensPerMinute);
   }
 }
 
@@ -56,6 +69,7 @@ export class Spend {
   private reserving: Promise<void> | undefined;
 
   constructor(
+    private readonly budget: TokenBudget,
     private readonly deps: TokenBudgetDeps,
     private readonly request: FastifyRequest,
     private readonly reply: FastifyReply,
@@ -85,9 +99,7 @@ export class Spend {
     const usage = answer === undefined ? undefined : usageOf(answer);
     const spent = answer === undefined ? 0 : usage === undefined ? reserved : usage.promptTokens + usage.completionTokens;
     if (spent === reserved) return;
-    this.deps.store.adjust(this.identity, spent - reserved).catch((err: unknown) => {
-      this.request.log.warn({ err }, 'token budget correction failed; the estimate stands');
-    });
+    this.deps.store.adjust(this.identity, spent - reserved).catch((err: unknown) => this.budget.storeFailed(err, 'token budget correction failed; the estimate stands'));
   };
 
   private async take(): Promise<void> {
@@ -97,7 +109,7 @@ export class Spend {
       answer = await this.deps.store.reserve(this.identity, tokens, this.limit);
     } catch (err) {
       // Fail open, as the cache does: a budget that cannot be read lets the request through.
-      this.request.log.warn({ err }, 'token budget unavailable; request let through');
+      this.budget.storeFailed(err, 'token budget unavailable; requests are let through');
       return;
     }
     setLimitHeaders(this.reply, 'tokens', { limit: this.limit, remaining: this.limit - answer.used, resetMs: answer.resetMs });

@@ -132,7 +132,8 @@ describe('token budget, shared by instances on one Redis', () => {
   let pair: TwoOnRedis;
 
   beforeAll(async () => {
-    pair = await startTwoOnRedis({ 'limits.tokens_per_minute': BUDGET });
+    // No semantic tier: its Redis feed is not what these tests are about (and it reports a crashed Redis on its own).
+    pair = await startTwoOnRedis({ 'limits.tokens_per_minute': BUDGET, 'semantic.enabled': false });
   });
   afterAll(() => pair.close());
 
@@ -144,5 +145,16 @@ describe('token budget, shared by instances on one Redis', () => {
     expect(other.remaining).toBe(BUDGET - first.usage - estimate);
     const elsewhere = await ask(pair.second.client({ apiKey: 'sk-budget-shared-0002' }), 'a');
     expect(elsewhere.remaining).toBe(BUDGET - estimate);
+  });
+
+  it('lets requests through while Redis is down (fail open), and says so in the log once', async () => {
+    await pair.redis.crash();
+    const sdk = pair.first.client({ apiKey: 'sk-budget-shared-0001' });
+    for (const namespace of ['down-1', 'down-2']) {
+      const answer = await ask(sdk, namespace);
+      expect(answer.cache).toBe('MISS');
+      expect(answer.remaining).toBeUndefined();
+    }
+    expect(pair.first.logLines().filter((line) => line.msg === 'token budget unavailable; requests are let through')).toHaveLength(1);
   });
 });
