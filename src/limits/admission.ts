@@ -7,6 +7,7 @@ import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import { invalidApiKey } from '../openai/errors.js';
 import { ClientKeys, presentedKey } from './client-keys.js';
+import { keepLimitHeaders } from './ratelimit-headers.js';
 import type { RequestLimiter } from './request-limit.js';
 
 /** Routes admission covers, by their registered pattern. */
@@ -47,9 +48,14 @@ export function registerAdmission(app: FastifyInstance, deps: AdmissionDeps): vo
   };
   // preValidation: after the upload is read (a 401 or 429 sent before makes clients see a reset instead), and before
   // the body is validated (a client without a valid key learns nothing about its request).
+  const keepHeaders = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => keepLimitHeaders(request, reply);
   app.addHook('onRoute', (route) => {
     if (!isAdmittedRoute(route.url)) return;
-    const existing = route.preValidation === undefined ? [] : Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation];
-    route.preValidation = [...existing, admit];
+    route.preValidation = [...hooksOf(route.preValidation), admit];
+    route.onSend = [...hooksOf(route.onSend), keepHeaders];
   });
+}
+
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }

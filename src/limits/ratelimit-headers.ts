@@ -1,6 +1,6 @@
 // The headers a limited answer carries, as OpenAI writes them: `x-ratelimit-limit-requests`, `-remaining-requests`,
 // `-reset-requests` (and the `-tokens` trio), the reset as a duration such as `1s`, `6m0s` or `250ms`.
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export type LimitKind = 'requests' | 'tokens';
 
@@ -12,10 +12,22 @@ export interface LimitState {
   resetMs: number;
 }
 
-export function setLimitHeaders(reply: FastifyReply, kind: LimitKind, state: LimitState): void {
-  reply.header(`x-ratelimit-limit-${kind}`, String(state.limit));
-  reply.header(`x-ratelimit-remaining-${kind}`, String(Math.max(0, state.remaining)));
-  reply.header(`x-ratelimit-reset-${kind}`, resetDuration(state.resetMs));
+/** Sets a limit's headers on the answer, and keeps them for `keepLimitHeaders`. */
+export function setLimitHeaders(request: FastifyRequest, reply: FastifyReply, kind: LimitKind, state: LimitState): void {
+  const headers = request.recall.limitHeaders ??= {};
+  headers[`x-ratelimit-limit-${kind}`] = String(state.limit);
+  headers[`x-ratelimit-remaining-${kind}`] = String(Math.max(0, state.remaining));
+  headers[`x-ratelimit-reset-${kind}`] = resetDuration(state.resetMs);
+  reply.headers(headers);
+}
+
+/**
+ * Before an answer goes out (onSend): Recall's limit headers win over the upstream's, whose answer headers are copied
+ * after them, since Recall's are the limits this client is held to. An upstream 429 keeps its own: they explain it.
+ */
+export function keepLimitHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  const headers = request.recall.limitHeaders;
+  if (headers !== undefined && reply.statusCode !== 429) reply.headers(headers);
 }
 
 /** Whole seconds to wait, at least 1: what `Retry-After` says. */

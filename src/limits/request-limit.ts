@@ -35,7 +35,7 @@ export async function createRequestLimiter(app: FastifyInstance, { redis, keyPre
   return async (request, reply) => {
     const state = await count(request);
     if (state.isAllowed) return;
-    setLimitHeaders(reply, 'requests', { limit: state.max, remaining: state.remaining, resetMs: state.ttl });
+    setLimitHeaders(request, reply, 'requests', { limit: state.max, remaining: state.remaining, resetMs: state.ttl });
     if (!state.isExceeded) return;
     metrics.rateLimited('requests', request.routeOptions.url ?? 'unmatched');
     throw requestRateLimited(state.max, retryAfterSeconds(state.ttl));

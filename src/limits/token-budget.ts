@@ -112,7 +112,7 @@ export class Spend {
       this.budget.storeFailed(err, 'token budget unavailable; requests are let through');
       return;
     }
-    setLimitHeaders(this.reply, 'tokens', { limit: this.limit, remaining: this.limit - answer.used, resetMs: answer.resetMs });
+    setLimitHeaders(this.request, this.reply, 'tokens', { limit: this.limit, remaining: this.limit - answer.used, resetMs: answer.resetMs });
     if (!answer.allowed) {
       this.deps.metrics.rateLimited('tokens', this.request.routeOptions.url ?? 'unmatched');
       throw tokenBudgetExceeded(this.limit, answer.used, tokens, retryAfterSeconds(answer.resetMs));

@@ -30,6 +30,8 @@ export interface RequestContext {
   proxyKey: string | undefined;
   /** Set by admission when limits are configured: whose limits apply, and which. */
   client: LimitedClient | undefined;
+  /** Recall's x-ratelimit-* headers for this answer, once a limit was counted. */
+  limitHeaders: Record<string, string> | undefined;
 }
 
 declare module 'fastify' {
@@ -46,7 +48,7 @@ export function registerRequestContext(app: FastifyInstance): void {
 export function newRequestContext(): RequestContext {
   return {
     startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0, renderMs: 0,
-    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined, proxyKey: undefined, client: undefined,
+    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined, proxyKey: undefined, client: undefined, limitHeaders: undefined,
   };
 }
 

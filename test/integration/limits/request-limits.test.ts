@@ -119,6 +119,20 @@ describe('requests per minute, per key and per group', () => {
     expect(await limitOf('sk-not-listed-0003')).toBe('5');
     await rateLimitErrorOf(setup.recall.client({ apiKey: 'sk-group-small-0001' }).chat.completions.create(chat('second')));
   });
+
+  it('shows Recall\'s limit over the upstream\'s x-ratelimit headers, and an upstream 429 with its own', async () => {
+    const sdk = setup.recall.client({ apiKey: 'sk-upstream-headers-0004' });
+    const { response } = await sdk.chat.completions.create(chat('with upstream headers'), { headers: { 'x-mock-ratelimit-headers': 'on' } }).withResponse();
+    expect(response.headers.get('x-ratelimit-limit-requests')).toBe('5');
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('4');
+    // No token budget here: the upstream's token headers pass through.
+    expect(response.headers.get('x-ratelimit-limit-tokens')).toBe('30000000');
+
+    // A wait longer than upstream.retry_after_max_ms: the upstream's 429 reaches the client as it is.
+    const err = await rateLimitErrorOf(sdk.chat.completions.create(chat('upstream refuses'), { headers: { 'x-mock-fault': '429', 'x-mock-retry-after': '100' } }));
+    expect(err.headers.get('retry-after')).toBe('100');
+    expect(err.headers.get('x-ratelimit-limit-requests')).toBe('60');
+  });
 });
 
 describe('requests per minute, shared by instances on one Redis', () => {
