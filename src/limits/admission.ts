@@ -46,11 +46,11 @@ export function registerAdmission(app: FastifyInstance, deps: AdmissionDeps): vo
     request.recall.client = { identity: deps.tenants.identityOf(request), limits: deps.keys.limitsOf(key) };
     if (deps.requests !== undefined && request.recall.client.limits.requestsPerMinute > 0) await deps.requests(request, reply);
   };
-  // preValidation: after the upload is read (a 401 or 429 sent before makes clients see a reset instead), and before
-  // the body is validated (a client without a valid key learns nothing about its request).
   const keepHeaders = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => keepLimitHeaders(request, reply);
   app.addHook('onRoute', (route) => {
     if (!isAdmittedRoute(route.url)) return;
+    // preValidation: after the upload is read (a 401 or 429 sent before makes clients see a reset instead), and
+    // before the body is validated (a client without a valid key learns nothing about its request).
     route.preValidation = [...hooksOf(route.preValidation), admit];
     route.onSend = [...hooksOf(route.onSend), keepHeaders];
   });

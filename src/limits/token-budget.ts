@@ -42,7 +42,7 @@ const WARN_EVERY_MS = 10_000;
 export class TokenBudget {
   private lastWarning = -Infinity;
 
-  constructor(private readonly deps: TokenBudgetDeps) {}
+  constructor(readonly deps: TokenBudgetDeps) {}
 
   /** Logs a failure of the store, at most once per WARN_EVERY_MS. */
   storeFailed(err: unknown, what: string): void {
@@ -56,7 +56,7 @@ export class TokenBudget {
   spendFor(request: FastifyRequest, reply: FastifyReply, body: JsonObject): Spend | undefined {
     const client = request.recall.client;
     if (client === undefined || client.limits.tokensPerMinute <= 0) return undefined;
-    return new Spend(this, this.deps, request, reply, body, client.identity, client.limits.tokensPerMinute);
+    return new Spend(this, request, reply, body, client.identity, client.limits.tokensPerMinute);
   }
 }
 
@@ -68,15 +68,18 @@ export class Spend {
   private reserved: number | undefined;
   private reserving: Promise<void> | undefined;
 
+  private readonly deps: TokenBudgetDeps;
+
   constructor(
     private readonly budget: TokenBudget,
-    private readonly deps: TokenBudgetDeps,
     private readonly request: FastifyRequest,
     private readonly reply: FastifyReply,
     private readonly body: JsonObject,
     private readonly identity: string,
     private readonly limit: number,
-  ) {}
+  ) {
+    this.deps = budget.deps;
+  }
 
   get onArrival(): boolean {
     return this.deps.hitsSpend;
