@@ -34,7 +34,8 @@ export async function createRequestLimiter(app: FastifyInstance, { redis, keyPre
   const count = app.createRateLimit();
   return async (request, reply) => {
     const state = await count(request);
-    if (state.isAllowed) return;
+    // No window (ttl 0) means the store failed and the request was let through: there is no count to show.
+    if (state.isAllowed || state.ttl <= 0) return;
     setLimitHeaders(request, reply, 'requests', { limit: state.max, remaining: state.remaining, resetMs: state.ttl });
     if (!state.isExceeded) return;
     metrics.rateLimited('requests', request.routeOptions.url ?? 'unmatched');
