@@ -186,12 +186,12 @@ export class Pipeline {
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   }
 
-  /** Uncached: the estimate a budget reserves for it stands (its answer is relayed, not read for usage). */
+  /** Uncached. A JSON answer corrects what it spent; a streamed one keeps the estimate (it is relayed, not assembled). */
   private async forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason, spend: Spend | undefined): Promise<FastifyReply> {
     await spend?.reserve();
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true });
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, onAnswer: spend?.settle });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */

@@ -107,6 +107,25 @@ describe('token budget, in memory', () => {
   });
 });
 
+describe('token budget on requests forwarded uncached', () => {
+  let setup: RecallWithMock;
+
+  beforeAll(async () => {
+    setup = await startRecallWithMock({ 'limits.tokens_per_minute': BUDGET, 'cache.cache_nonzero_temperature': false });
+  });
+  afterAll(() => setup.close());
+
+  it('corrects a BYPASS answer to its usage too', async () => {
+    const sdk = setup.recall.client({ apiKey: 'sk-budget-bypass-0001' });
+    const sampled = { ...question, temperature: 0.7 };
+    const first = await ask(sdk, 'a', sampled);
+    expect(first.cache).toBe('BYPASS');
+    const estimate = BUDGET - first.remaining!;
+    expect(first.usage).toBeLessThan(estimate);
+    expect((await ask(sdk, 'b', sampled)).remaining).toBe(BUDGET - first.usage - estimate);
+  });
+});
+
 describe('token budget with limits.hits_spend_tokens', () => {
   let setup: RecallWithMock;
 
