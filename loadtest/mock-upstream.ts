@@ -161,6 +161,16 @@ const RATE_LIMITED: JsonAnswer = {
   },
 };
 const SERVER_ERROR_MESSAGE = 'The server had an error while processing your request.';
+/** What the real API sends on every answer; added to successful JSON answers of requests with `x-mock-ratelimit-headers: on`. */
+const UPSTREAM_LIMIT_HEADERS: Record<string, string> = {
+  'x-ratelimit-limit-requests': '10000',
+  'x-ratelimit-remaining-requests': '9999',
+  'x-ratelimit-reset-requests': '6ms',
+  'x-ratelimit-limit-tokens': '30000000',
+  'x-ratelimit-remaining-tokens': '29999000',
+  'x-ratelimit-reset-tokens': '2ms',
+};
+
 /**
  * The faults that replace the answer with an error status; the others shape how a normal answer is written. Each
  * carries `x-mock-fault: <fault>`, so that a test behind a proxy can tell an error the mock sent from one the proxy made.
@@ -991,8 +1001,11 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       later(exchange, latencyMs, () => {
         const failure = fault === undefined ? undefined : ERROR_ANSWERS[fault];
         // x-mock-retry-after replaces (or adds) the Retry-After of an error fault, seconds or an HTTP date as given.
-        const answer = failure === undefined ? route(routeKey, method, path, rawBody)
+        let answer = failure === undefined ? route(routeKey, method, path, rawBody)
           : retryAfter === undefined ? failure : { ...failure, headers: { ...failure.headers, 'retry-after': retryAfter as string } };
+        if (req.headers['x-mock-ratelimit-headers'] === 'on' && answer.kind === 'json' && answer.status < 400) {
+          answer = { ...answer, headers: { ...answer.headers, ...UPSTREAM_LIMIT_HEADERS } };
+        }
         if (answer.kind === 'stream') writeStreamAnswer(exchange, answer.frames, chunkDelayMs, fault);
         else writeJsonAnswer(exchange, answer, fault);
       });

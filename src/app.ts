@@ -34,6 +34,10 @@ import { SemanticTier } from './cache/semantic/semantic-tier.js';
 import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
 import { VectorIndex } from './cache/semantic/vector-index.js';
 import { RedisFeed } from './cache/semantic/redis-feed.js';
+import { admissionNeeded, registerAdmission } from './limits/admission.js';
+import { ClientKeys, LIMIT_WINDOW_MS } from './limits/client-keys.js';
+import { createRequestLimiter } from './limits/request-limit.js';
+import { MemoryBudgetStore, RedisBudgetStore, TokenBudget } from './limits/token-budget.js';
 import { ToolInvoker } from './tools/invoke.js';
 import { ToolResultCache } from './tools/result-cache.js';
 import { toolRoutes } from './tools/routes.js';
@@ -42,6 +46,8 @@ import { ToolBatch } from './tools/tool-batch.js';
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
   logDestination?: DestinationStream;
+  /** The window rate limits and token budgets are counted over; one minute. Tests shorten it to see a window end. */
+  limitWindowMs?: number;
 }
 
 export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -79,8 +85,14 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+  const clientKeys = new ClientKeys(config.auth, config.limits);
+  const limitWindowMs = deps.limitWindowMs ?? LIMIT_WINDOW_MS;
+  const budget = !clientKeys.anyLimit('tokensPerMinute') ? undefined : new TokenBudget({
+    store: redis === undefined ? new MemoryBudgetStore(limitWindowMs) : new RedisBudgetStore(redis.connection, config.redis.keyPrefix, limitWindowMs),
+    metrics, log: app.log, hitsSpend: config.limits.hitsSpendTokens,
+  });
   const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, budget,
     autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
   const toolInvoker = new ToolInvoker();
   const toolBatch = new ToolBatch(config.tools, toolInvoker, new ToolResultCache(exact), metrics);
@@ -126,6 +138,10 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     return reply.code(answer.status).send(answer.toBody());
   });
 
+  if (admissionNeeded(clientKeys, config.auth)) {
+    const requests = clientKeys.anyLimit('requestsPerMinute') ? await createRequestLimiter(app, { redis: redis?.connection, keyPrefix: config.redis.keyPrefix, windowMs: limitWindowMs }, metrics) : undefined;
+    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, upstreamApiKey: config.upstream.apiKey, requests });
+  }
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);

@@ -51,6 +51,8 @@ export interface FlightSource {
   onFinish(): void;
   /** A member that did not call upstream itself got an answer with these token counts. */
   onCoalesced(member: FlightMember, body: Buffer | undefined): void;
+  /** Once the flight is over: the completion its upstream call produced, or undefined when it produced none. */
+  onAnswer?: ((completion: Buffer | undefined) => void) | undefined;
 }
 
 /** Fires 'abort' when the last waiting request leaves; undici takes it as the upstream call's signal. */
@@ -90,6 +92,8 @@ export class Flight {
   private storeTtlS: number | undefined;
   /** The answer came from another instance's flight (through the shared store), not from an upstream call here. */
   private remote = false;
+  /** The completion the upstream call produced (a successful whole answer, or an assembled stream). */
+  private completion: Buffer | undefined;
 
   constructor(private readonly source: FlightSource) {}
 
@@ -164,6 +168,7 @@ export class Flight {
       return;
     }
     const completion = response.status >= 200 && response.status < 300 && isCompletionObject(body);
+    if (completion) this.completion = body;
     // Stored before it is sent: a client that repeats the request at once gets a hit.
     const stored = completion && this.storeTtlS !== undefined && !this.signal.aborted && (await this.source.store(body, this.storeTtlS));
     this.finish();
@@ -186,7 +191,7 @@ export class Flight {
         if (!assembler.done) {
           assembler.push(events);
           // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
-          if (assembler.done) completion = await this.storeAssembled(assembler);
+          if (assembler.done) this.completion = completion = await this.storeAssembled(assembler);
         }
         this.keepForReplay(events);
         for (const waiter of this.waiters) if (waiter.out !== undefined) this.push(waiter, events);
@@ -350,6 +355,7 @@ export class Flight {
     this.finished = true;
     this.replay = [];
     this.source.onFinish();
+    this.source.onAnswer?.(this.completion);
   }
 
   private firstLog(): FastifyRequest['log'] | undefined {

@@ -46,7 +46,7 @@ export async function compactRoutes(app: FastifyInstance, deps: CompactRouteDeps
     const result = await deps.compactor.compact(
       { model: body.model, messages: body.messages, targetTokens: body.target_tokens, strategy: body.strategy, preserveRecent: body.preserve_recent },
       {
-        tenant: deps.tenants.tenantOf(request.headers),
+        tenant: deps.tenants.tenantOf(request),
         headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: deps.upstreamApiKey, keepContentLength: false, identityEncoding: true }),
         priority,
       },

@@ -7,7 +7,8 @@ export interface OpenAIErrorBody {
 
 interface ErrorSpec {
   status: number;
-  type: 'invalid_request_error' | 'authentication_error' | 'api_error' | 'server_error';
+  /** OpenAI's types; a rate-limit answer says which limit it hit: `requests` or `tokens`. */
+  type: 'invalid_request_error' | 'authentication_error' | 'api_error' | 'server_error' | 'requests' | 'tokens';
   code: string;
 }
 
@@ -23,6 +24,10 @@ export const ERROR_CATALOG = {
   duplicateCallId: { status: 400, type: 'invalid_request_error', code: 'duplicate_call_id' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   invalidAdminToken: { status: 401, type: 'authentication_error', code: 'invalid_admin_token' },
+  // As OpenAI answers an unknown key: 401 with type invalid_request_error.
+  invalidApiKey: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  requestRateLimited: { status: 429, type: 'requests', code: 'rate_limit_exceeded' },
+  tokenBudgetExceeded: { status: 429, type: 'tokens', code: 'rate_limit_exceeded' },
   compactionBudgetUnreachable: { status: 400, type: 'invalid_request_error', code: 'compaction_budget_unreachable' },
   entryNotFound: { status: 404, type: 'invalid_request_error', code: 'entry_not_found' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
@@ -128,6 +133,25 @@ export function upstreamQueueTimeout(timeoutMs: number): RecallError {
   return new RecallError('upstreamQueueTimeout',
     `The request waited ${timeoutMs} ms for a free upstream slot (upstream.queue_timeout_ms, upstream.max_concurrent) without getting one. Retry shortly.`,
     null, { retryAfterS: QUEUE_RETRY_AFTER_S });
+}
+
+/** `auth.mode: proxy_keys` and the request presented no key, or one not in auth.keys; the key is never echoed. */
+export function invalidApiKey(presented: boolean): RecallError {
+  return new RecallError('invalidApiKey', presented
+    ? 'Incorrect API key provided. This Recall accepts only the keys it issued (auth.keys); ask its operator for one.'
+    : "You didn't provide an API key. Send the key Recall issued you as `Authorization: Bearer <key>`.");
+}
+
+export function requestRateLimited(limit: number, retryAfterS: number): RecallError {
+  return new RecallError('requestRateLimited',
+    `Rate limit reached for requests: limit ${limit} per minute for this API key. Please try again in ${retryAfterS}s.`, null, { retryAfterS });
+}
+
+export function tokenBudgetExceeded(limit: number, used: number, requested: number, retryAfterS: number): RecallError {
+  const message = requested > limit
+    ? `Request too large: limit ${limit} tokens per minute for this API key, requested ${requested}. Send a smaller request or raise the key's tokens_per_minute.`
+    : `Rate limit reached for tokens: limit ${limit} per minute for this API key, used ${used}, requested ${requested}. Please try again in ${retryAfterS}s.`;
+  return new RecallError('tokenBudgetExceeded', message, null, { retryAfterS });
 }
 
 function validationParam(validation: unknown[] | undefined): string | null {

@@ -12,6 +12,8 @@ export interface ForwardOptions {
   body: Buffer | Readable | undefined;
   /** JSON answers are read whole (Recall needs them, and a broken body becomes a clean error). */
   readJsonWhole: boolean;
+  /** Given a JSON answer read whole: its body when it succeeded, undefined when it did not (the token budget's correction). */
+  onAnswer?: ((body: Buffer | undefined) => void) | undefined;
 }
 
 /** An upstream answer read whole, with the headers a client may see. */
@@ -83,7 +85,7 @@ export class Forwarder {
       priority: request.recall.priority,
       timing: request.recall,
     });
-    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, onAnswer: options.onAnswer };
     if (isEventStream(response)) return relayEventStream(relay);
     return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
   }

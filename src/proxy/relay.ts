@@ -35,6 +35,8 @@ export interface RelayOptions {
   sentAt: number;
   signal: ClientDeparture;
   upstreamSettings: RecallConfig['upstream'];
+  /** Called by relayBuffered with the body it read (undefined for an unsuccessful status). */
+  onAnswer?: ((body: Buffer | undefined) => void) | undefined;
 }
 
 /** Relays an event stream as it arrives; an upstream failure mid-stream ends it with an OpenAI error event. */
@@ -72,6 +74,7 @@ export async function relayBuffered(options: RelayOptions): Promise<FastifyReply
   const body = await readWhole(response, upstreamSettings).finally(() => {
     request.recall.upstreamMs = performance.now() - sentAt;
   });
+  options.onAnswer?.(response.status >= 200 && response.status < 300 ? body : undefined);
   return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(body);
 }
 
