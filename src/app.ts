@@ -19,6 +19,8 @@ import { metricsRoutes } from './metrics/routes.js';
 import { registerRequestLog } from './log/request-log.js';
 import { RecallError, fromFrameworkError } from './openai/errors.js';
 import { registerBodyLimit } from './proxy/body-limit.js';
+import { clientErrorHandler } from './proxy/client-error.js';
+import { requestValidatorCompiler } from './proxy/request-validation.js';
 import { Forwarder } from './proxy/forward.js';
 import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
@@ -49,6 +51,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     loggerInstance: createLogger(config.log.level, deps.logDestination) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimitBytes,
+    http: { maxHeaderSize: config.server.maxHeaderBytes },
+    clientErrorHandler: clientErrorHandler(config.server.maxHeaderBytes),
     return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
@@ -110,6 +114,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   registerRequestContext(app);
   registerRequestLog(app, metrics, { slowRequestMs: config.log.slowRequestMs });
   registerBodyLimit(app, config.server.bodyLimitBytes);
+  app.setValidatorCompiler(requestValidatorCompiler({ maxStringChars: config.server.maxStringChars, maxJsonDepth: config.server.maxJsonDepth }));
   app.addHook('onRequest', (_request, reply, done) => {
     if (!shuttingDown) return done();
     reply.header('connection', 'close');
@@ -131,8 +136,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
-  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
+  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey, maxMessages: config.server.maxMessages });
   await app.register(toolRoutes, { batch: toolBatch });
-  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
+  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes, maxMessages: config.server.maxMessages });
   return app;
 }

@@ -26,6 +26,9 @@ export const ERROR_CATALOG = {
   compactionBudgetUnreachable: { status: 400, type: 'invalid_request_error', code: 'compaction_budget_unreachable' },
   entryNotFound: { status: 404, type: 'invalid_request_error', code: 'entry_not_found' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  headersTooLarge: { status: 431, type: 'invalid_request_error', code: 'request_header_fields_too_large' },
+  requestTimeout: { status: 408, type: 'invalid_request_error', code: 'request_timeout' },
+  malformedRequest: { status: 400, type: 'invalid_request_error', code: 'malformed_request' },
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
   clientClosedRequest: { status: 499, type: 'invalid_request_error', code: 'client_closed_request' },
   shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
@@ -69,15 +72,16 @@ export class RecallError extends Error {
 }
 
 /** Fastify's own error codes that a client's mistake produces, mapped to the catalog. */
-export function fromFrameworkError(err: { code?: string; message: string; statusCode?: number; validation?: unknown[]; validationContext?: string }): RecallError {
+export function fromFrameworkError(err: { code?: string; message: string; statusCode?: number }): RecallError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return bodyTooLarge();
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return invalidJson(err.message);
+    // Route schemas answer with their own errors (request-validation.ts); this only covers a schema-less failure.
     case 'FST_ERR_VALIDATION':
-      return new RecallError('invalidParameter', `Invalid request: ${err.message}`, validationParam(err.validation));
+      return new RecallError('invalidParameter', `Invalid request: ${err.message}`);
   }
   if (err.statusCode === 404) return new RecallError('unknownRoute', err.message);
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
@@ -130,11 +134,14 @@ export function upstreamQueueTimeout(timeoutMs: number): RecallError {
     null, { retryAfterS: QUEUE_RETRY_AFTER_S });
 }
 
-function validationParam(validation: unknown[] | undefined): string | null {
-  const first = validation?.[0] as { instancePath?: string; params?: { missingProperty?: string } } | undefined;
-  if (!first) return null;
-  const path = (first.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
-  const missing = first.params?.missingProperty;
-  if (missing) return path === '' ? missing : `${path}.${missing}`;
-  return path === '' ? null : path;
+/** What the HTTP parser rejects before a request exists (a head too large, garbage instead of HTTP, a timeout). */
+export function fromClientError(err: { code?: string }, maxHeaderBytes: number): RecallError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new RecallError('headersTooLarge', `The request line and headers exceed ${maxHeaderBytes} bytes (server.max_header_bytes). Send fewer or shorter headers.`);
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new RecallError('requestTimeout', 'The request was not received completely in time.');
+    default:
+      return new RecallError('malformedRequest', 'The request is not valid HTTP/1.1.');
+  }
 }
