@@ -8,7 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { markCoalesced, markForwarded, type ForwardReason } from '../cache/cache-status.js';
 import type { RecallConfig } from '../config/schema.js';
 import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
-import { RecallError } from '../openai/errors.js';
+import { RecallError, brokenStream } from '../openai/errors.js';
 import { renderCompletionStream } from '../openai/render.js';
 import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
 import { isCompletionObject } from '../openai/wire.js';
@@ -179,10 +179,15 @@ export class Flight {
           assembler.push(events);
           // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
           if (assembler.done) completion = await this.storeAssembled(assembler);
+          // Data that is not JSON would make the SDKs throw a parse error: the stream ends here with a clean error event.
+          if (assembler.garbled) return this.failBroken('sent an event that is not valid JSON');
         }
         this.keepForReplay(events);
         for (const waiter of this.waiters) if (waiter.out !== undefined) this.push(waiter, events);
       }
+      // A well-formed stream that stops before [DONE] is cut short: it is not stored, and its clients are told so.
+      // (A stream that carried the upstream's own error event already told them.)
+      if (!assembler.done && !assembler.failed) return this.failBroken('ended its stream before the final event');
       const rest = framer.flush();
       if (rest !== undefined) for (const waiter of this.waiters) if (waiter.out !== undefined) waiter.out.push(rest);
     } catch (err) {
@@ -201,7 +206,7 @@ export class Flight {
       } else if (completion !== undefined) {
         this.sendWhole(waiter, HTTP_OK, plain, completion, true, false);
       } else {
-        waiter.settle(new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.'));
+        waiter.settle(brokenStream('ended its stream before the final event'));
       }
     }
   }
@@ -272,6 +277,13 @@ export class Flight {
       return;
     }
     this.replay.push(events);
+  }
+
+  /** Ends a stream the upstream sent malformed: logged as an upstream failure, and nothing is stored. */
+  private failBroken(what: string): void {
+    const failure = brokenStream(what);
+    this.firstLog()?.warn({ err: failure }, 'upstream stream failed');
+    this.fail(failure);
   }
 
   /** Answers every member still waiting with this error (an event-stream error to those already streaming). */

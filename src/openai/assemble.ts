@@ -79,6 +79,9 @@ export class StreamAssembler {
   private eventName: string | undefined;
   private sawDone = false;
   private sawInvalid = false;
+  /** Set with sawInvalid when the invalid event was the upstream's own error, or data that is not JSON at all. */
+  private sawUpstreamError = false;
+  private sawGarbage = false;
   /** Set when the stream carried something this module cannot reproduce: valid, but it must not be stored. */
   private unsupported = false;
   private readonly envelope = new Map<EnvelopeField, unknown>();
@@ -98,6 +101,16 @@ export class StreamAssembler {
   /** Whether anything invalid was seen (unparsable data, an error event, a chunk of another object type). */
   get failed(): boolean {
     return this.sawInvalid;
+  }
+
+  /** Whether the upstream reported an error in the stream (`event: error`, or data carrying `error`). */
+  get upstreamError(): boolean {
+    return this.sawUpstreamError;
+  }
+
+  /** Whether an event carried data that is not JSON: a broken stream, not a valid answer of another kind. */
+  get garbled(): boolean {
+    return this.sawGarbage;
   }
 
   /** Feed the upstream body as it arrives, in any chunking; LF or CRLF line endings. */
@@ -175,6 +188,7 @@ export class StreamAssembler {
     this.eventData = [];
     if (eventName === 'error') {
       this.sawInvalid = true;
+      this.sawUpstreamError = true;
       return;
     }
     const data = dataLines.length === 1 ? (dataLines[0] as string) : dataLines.join('\n');
@@ -189,9 +203,15 @@ export class StreamAssembler {
       chunk = JSON.parse(data);
     } catch {
       this.sawInvalid = true;
+      this.sawGarbage = true;
       return;
     }
-    if (!isRecord(chunk) || (chunk.error !== undefined && chunk.error !== null) || !Array.isArray(chunk.choices)) {
+    if (isRecord(chunk) && chunk.error !== undefined && chunk.error !== null) {
+      this.sawInvalid = true;
+      this.sawUpstreamError = true;
+      return;
+    }
+    if (!isRecord(chunk) || !Array.isArray(chunk.choices)) {
       this.sawInvalid = true;
       return;
     }

@@ -119,6 +119,11 @@ export function summaryFailed(detail: string): RecallError {
     `The upstream could not summarise the conversation (${detail}); nothing was compacted. Retry, or use strategy truncation.`);
 }
 
+/** An upstream event stream Recall cannot make a whole answer of: `what` the upstream did, e.g. "ended its stream before the final event". */
+export function brokenStream(what: string): RecallError {
+  return new RecallError('upstreamBrokenResponse', `The upstream API ${what}, so there is no complete answer to return. Try again.`);
+}
+
 /** Both queue errors ask the client to come back in a second: the queue drains as upstream calls finish. */
 const QUEUE_RETRY_AFTER_S = 1;
 

@@ -139,6 +139,7 @@ describe('limits', () => {
     let nested: unknown = 'bottom';
     for (let i = 0; i < 8; i++) nested = { deeper: nested };
     await expectFieldError(limited, '/v1/chat/completions', { ...chat(), metadata: nested }, 'metadata.deeper.deeper.deeper.deeper.deeper.deeper.deeper', /nested deeper than 8 levels/);
+    await expectFieldError(limited, '/recall/tools/batch', { calls: [{ id: 'a', name: 't', arguments: nested }] }, 'calls[0].arguments.deeper.deeper.deeper.deeper.deeper', /nested deeper than 8 levels/);
   });
 
   it('a body nested far deeper than any request is a 400 at the default limits, not a crash', async () => {
