@@ -45,7 +45,7 @@ export interface RecordedRequest {
   body: string;
 }
 
-export type Fault = '429' | '500' | '502' | '503' | '504' | 'stall' | 'broken-stream' | 'garbage-stream' | 'no-done' | 'split-stream' | 'error-event';
+export type Fault = '401' | '429' | '500' | '502' | '503' | '504' | 'stall' | 'broken-stream' | 'garbage-stream' | 'no-done' | 'split-stream' | 'error-event';
 
 export interface MockUpstream {
   /** http://HOST:PORT */
@@ -64,7 +64,7 @@ export interface MockUpstream {
   close(): Promise<void>;
 }
 
-const FAULTS: ReadonlySet<string> = new Set<Fault>(['429', '500', '502', '503', '504', 'stall', 'broken-stream', 'garbage-stream', 'no-done', 'split-stream', 'error-event']);
+const FAULTS: ReadonlySet<string> = new Set<Fault>(['401', '429', '500', '502', '503', '504', 'stall', 'broken-stream', 'garbage-stream', 'no-done', 'split-stream', 'error-event']);
 const RECORDED_REQUEST_LIMIT = 200;
 const MAX_CHOICES = 8;
 const DEFAULT_EMBEDDING_DIMENSIONS = 16;
@@ -158,6 +158,7 @@ const RATE_LIMITED: JsonAnswer = {
 const SERVER_ERROR_MESSAGE = 'The server had an error while processing your request.';
 /** The faults that replace the answer with an error status; the others shape how a normal answer is written. */
 const ERROR_ANSWERS: Partial<Record<Fault, JsonAnswer>> = {
+  '401': errorAnswer(401, 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', null, 'invalid_api_key'),
   '429': RATE_LIMITED,
   '500': errorAnswer(500, SERVER_ERROR_MESSAGE, 'server_error'),
   '502': errorAnswer(502, 'Bad gateway.', 'server_error'),

@@ -12,9 +12,9 @@ export interface InputLimits {
 }
 
 export function requestValidatorCompiler(limits: InputLimits): FastifySchemaCompiler<unknown> {
-  // Bodies are frozen and part of the cache key: Ajv must only read them. `unicode: false` counts UTF-16 units, as
-  // the string limit does, instead of walking long strings for surrogate pairs.
-  const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, unicode: false, strict: false });
+  // Bodies are frozen and part of the cache key: Ajv must only read them. String lengths are limited by the walk
+  // below, so no schema needs maxLength (Ajv would count code points through the whole string).
+  const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, verbose: true, strict: false });
   return ({ schema, httpPart }) => {
     const check = ajv.compile(schema as object);
     const isBody = httpPart === 'body';
