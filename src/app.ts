@@ -2,7 +2,7 @@
 // No logic lives here; each part is a module of its own.
 import { Coalescer } from './coalesce/singleflight.js';
 import { RemoteFlights } from './coalesce/remote-flights.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
 import { dashboardRoutes } from './admin/dashboard.js';
@@ -53,6 +53,11 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     bodyLimit: config.server.bodyLimitBytes,
     http: { maxHeaderSize: config.server.maxHeaderBytes },
     clientErrorHandler: clientErrorHandler(config.server.maxHeaderBytes),
+    // What the router rejects before routing (a path it cannot decode) answers in OpenAI's shape too.
+    frameworkErrors: (err, _request, reply) => {
+      const answer = fromFrameworkError(err);
+      void (reply as FastifyReply).code(answer.status).send(answer.toBody());
+    },
     return503OnClosing: false,
     forceCloseConnections: 'idle',
   });

@@ -84,6 +84,8 @@ export function fromFrameworkError(err: { code?: string; message: string; status
       return new RecallError('invalidParameter', `Invalid request: ${err.message}`);
   }
   if (err.statusCode === 404) return new RecallError('unknownRoute', err.message);
+  // The router cannot read the path (a bad %-escape) or a path parameter is too long: no such route.
+  if (err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH') return new RecallError('unknownRoute', `Invalid URL (${err.message})`);
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     return new RecallError('invalidBody', err.message);
   }

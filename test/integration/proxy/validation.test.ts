@@ -172,3 +172,13 @@ describe('limits', () => {
     expect((await post(limited, '/v1/chat/completions', chat())).status).toBe(200);
   });
 });
+
+describe('URLs the router cannot read', () => {
+  it.each(['/%', '/v1/%E0%A4%A', `/recall/admin/entries/${'k'.repeat(150)}`])('%s → 404 unknown_url in OpenAI shape', async (path) => {
+    const response = await fetch(`${recall.url}${path}`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(response.status).toBe(404);
+    const json = (await response.json()) as ErrorJson;
+    expect(json.error).toMatchObject({ type: 'invalid_request_error', code: 'unknown_url', param: null });
+    expect(json.error.message).toMatch(/^Invalid URL \(/);
+  });
+});
