@@ -11,7 +11,7 @@ import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
 import { RecallError, brokenStream } from '../openai/errors.js';
 import { renderCompletionStream } from '../openai/render.js';
 import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
-import { isCompletionObject } from '../openai/wire.js';
+import { isCompletionObject, isJson } from '../openai/wire.js';
 import { asUpstreamError, isEventStream, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
 import { markFirstEvent } from '../proxy/request-context.js';
@@ -156,7 +156,10 @@ export class Flight {
       this.fail(asUpstreamError(err, this.source.upstream));
       return;
     }
-    const completion = response.status >= 200 && response.status < 300 && isCompletionObject(body);
+    const ok = response.status >= 200 && response.status < 300;
+    const completion = ok && isCompletionObject(body);
+    // A success that is not even JSON would reach the SDKs as a parse error (a stream member's too): a clean 502.
+    if (ok && !completion && !isJson(body)) return this.failBroken('answered with a body that is not valid JSON');
     // Stored before it is sent: a client that repeats the request at once gets a hit.
     const stored = completion && this.storeTtlS !== undefined && !this.signal.aborted && (await this.source.store(body, this.storeTtlS));
     this.finish();
@@ -180,14 +183,15 @@ export class Flight {
           // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
           if (assembler.done) completion = await this.storeAssembled(assembler);
           // Data that is not JSON would make the SDKs throw a parse error: the stream ends here with a clean error event.
-          if (assembler.garbled) return this.failBroken('sent an event that is not valid JSON');
+          const broken = assembler.brokenBy(false);
+          if (broken !== undefined) return this.failBroken(broken);
         }
         this.keepForReplay(events);
         for (const waiter of this.waiters) if (waiter.out !== undefined) this.push(waiter, events);
       }
       // A well-formed stream that stops before [DONE] is cut short: it is not stored, and its clients are told so.
-      // (A stream that carried the upstream's own error event already told them.)
-      if (!assembler.done && !assembler.failed) return this.failBroken('ended its stream before the final event');
+      const cut = assembler.brokenBy(true);
+      if (cut !== undefined) return this.failBroken(cut);
       const rest = framer.flush();
       if (rest !== undefined) for (const waiter of this.waiters) if (waiter.out !== undefined) waiter.out.push(rest);
     } catch (err) {

@@ -108,9 +108,15 @@ export class StreamAssembler {
     return this.sawUpstreamError;
   }
 
-  /** Whether an event carried data that is not JSON: a broken stream, not a valid answer of another kind. */
-  get garbled(): boolean {
-    return this.sawGarbage;
+  /**
+   * What makes the stream fed so far unfit to reach a client as it is, or undefined: data that is not JSON (the SDKs
+   * would throw a parse error), or, once it `ended`, a well-formed stream without its final `[DONE]` (cut short). A
+   * stream that carried the upstream's own error event is not broken: the client has the upstream's error.
+   */
+  brokenBy(ended: boolean): string | undefined {
+    if (this.sawGarbage) return 'sent an event that is not valid JSON';
+    if (ended && !this.sawDone && !this.sawInvalid) return 'ended its stream before the final event';
+    return undefined;
   }
 
   /** Feed the upstream body as it arrives, in any chunking; LF or CRLF line endings. */

@@ -121,7 +121,7 @@ export function summaryFailed(detail: string): RecallError {
     `The upstream could not summarise the conversation (${detail}); nothing was compacted. Retry, or use strategy truncation.`);
 }
 
-/** An upstream event stream Recall cannot make a whole answer of: `what` the upstream did, e.g. "ended its stream before the final event". */
+/** An upstream answer Recall cannot make a whole answer of: `what` the upstream did, e.g. "ended its stream before the final event". */
 export function brokenStream(what: string): RecallError {
   return new RecallError('upstreamBrokenResponse', `The upstream API ${what}, so there is no complete answer to return. Try again.`);
 }

@@ -67,9 +67,9 @@ export class Pipeline {
     const policy = readPolicy(request.headers, this.deps.cache.ttlSeconds);
     // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
-    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
-    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy) : this.forward(request, reply, 'bypass');
-    if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
+    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, route, 'bypass');
+    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy) : this.forward(request, reply, route, 'bypass');
+    if (!this.cacheable(body)) return this.forward(request, reply, route, 'bypass');
 
     const tenant = this.deps.tenants.tenantOf(request.headers);
     request.recall.tenantHash = shortTenant(tenant);
@@ -145,7 +145,7 @@ export class Pipeline {
 
   /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */
   private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy): Promise<FastifyReply> {
-    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass');
+    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'embeddings', 'bypass');
     const tenant = this.deps.tenants.tenantOf(request.headers);
     request.recall.tenantHash = shortTenant(tenant);
     const send = this.deps.embeddingsUpstream;
@@ -162,10 +162,11 @@ export class Pipeline {
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   }
 
-  private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason): Promise<FastifyReply> {
+  private forward(request: FastifyRequest, reply: FastifyReply, route: CachedRoute, reason: ForwardReason): Promise<FastifyReply> {
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true });
+    const completionRoute = route === 'embeddings' ? undefined : route;
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, completionRoute });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */

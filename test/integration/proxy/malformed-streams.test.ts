@@ -7,12 +7,16 @@ import type { Fault } from '../../../loadtest/mock-upstream.js';
 import { startRecallWithMock, type RecallWithMock } from '../../support/recall.js';
 
 let pair: RecallWithMock;
+/** Caches only embeddings: its chat completions are forwarded (BYPASS) without the coalescer. */
+let uncached: RecallWithMock;
 let counter = 0;
 
 beforeAll(async () => {
   pair = await startRecallWithMock();
+  uncached = await startRecallWithMock({ 'cache.routes': 'embeddings' });
 });
 afterAll(async () => {
+  await uncached.close();
   await pair.close();
 });
 
@@ -51,7 +55,8 @@ describe('a malformed upstream stream', () => {
   it.each<Fault>(['garbage-stream', 'no-done'])('%s: joined streaming and plain requests end cleanly too, after one upstream call', async (fault) => {
     const request = freshChat();
     const before = upstreamChats();
-    const headers = { 'x-mock-fault': fault, 'x-mock-chunk-delay-ms': '60' };
+    // Slow enough that both join the leader's flight before its bad event arrives.
+    const headers = { 'x-mock-fault': fault, 'x-mock-chunk-delay-ms': '200' };
     const leader = await pair.sdk.chat.completions.create({ ...request, stream: true }, { headers });
     const follower = pair.sdk.chat.completions.create({ ...request, stream: true }, { headers }).then(collect).catch((e: unknown) => e);
     const plain = pair.sdk.chat.completions.create(request, { headers }).catch((e: unknown) => e);
@@ -61,6 +66,32 @@ describe('a malformed upstream stream', () => {
     expect(plainError).toBeInstanceOf(OpenAI.APIError);
     expect((plainError as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
     expect(upstreamChats() - before).toBe(1);
+    expect(await cacheOutcomeOf(request)).toBe('MISS');
+  });
+
+  it.each<[Fault, RegExp]>([
+    ['garbage-stream', /sent an event that is not valid JSON/],
+    ['no-done', /ended its stream before the final event/],
+  ])('%s on a stream that is not cached (BYPASS) ends with an APIError too', async (fault, message) => {
+    const { data: stream, response } = await uncached.sdk.chat.completions.create({ ...freshChat(), stream: true }, { headers: { 'x-mock-fault': fault } }).withResponse();
+    expect(response.headers.get('x-recall-cache')).toBe('BYPASS');
+    const ending = await collect(stream).catch((e: unknown) => e);
+    expect(ending).toBeInstanceOf(OpenAI.APIError);
+    expect((ending as Error).message).toMatch(message);
+  });
+
+  it('a valid stream that is not cached still ends normally', async () => {
+    const { data: stream, response } = await uncached.sdk.chat.completions.create({ ...freshChat(), stream: true }, { headers: { 'x-mock-fault': 'split-stream' } }).withResponse();
+    expect(response.headers.get('x-recall-cache')).toBe('BYPASS');
+    expect((await collect(stream)).text.length).toBeGreaterThan(0);
+  });
+
+  it('a plain answer whose body is not JSON is a clean 502 (not a parse error in the SDK), and not stored', async () => {
+    const request = freshChat();
+    const error = await pair.sdk.chat.completions.create(request, { headers: { 'x-mock-fault': 'garbage-stream' } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect((error as Error).message).toMatch(/answered with a body that is not valid JSON/);
     expect(await cacheOutcomeOf(request)).toBe('MISS');
   });
 
