@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMockUpstream, type MockUpstream } from '../../loadtest/mock-upstream.js';
+import { seededRandom, startMockUpstream, type MockUpstream } from '../../loadtest/mock-upstream.js';
 import { closedPort } from '../support/recall.js';
 
 const MAIN = new URL('../../src/main.ts', import.meta.url).pathname;
@@ -23,18 +23,6 @@ const CONCURRENCY = 6;
 /** How much more heap (after GC) the second, identical round may leave behind than the first. */
 const HEAP_GROWTH_BOUND = 16 * 1024 * 1024;
 const ADMIN_TOKEN = 'fuzz-admin-token';
-
-/** mulberry32: small, fast and reproducible from one 32-bit seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzRequest {
   method: string;
@@ -319,7 +307,7 @@ async function heapUsed(): Promise<number> {
 }
 
 async function round(failures: string[]): Promise<number> {
-  const generator = new Generator(prng(SEED));
+  const generator = new Generator(seededRandom(SEED));
   const requests = Array.from({ length: ROUND_REQUESTS }, () => generator.next());
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const deadline = Date.now() + ROUND_BUDGET_MS;
