@@ -201,15 +201,24 @@ interface Outcome {
   body: string;
 }
 
-function send(baseUrl: URL, agent: Agent, fuzz: FuzzRequest): Promise<Outcome> {
+/**
+ * Sends one request. A reset on a reused keep-alive socket is retried once on a fresh connection, as Node's docs advise
+ * (the server may close an idle socket as the client reuses it); a reset on a fresh connection is an outcome.
+ */
+async function send(baseUrl: URL, agent: Agent, fuzz: FuzzRequest): Promise<Outcome> {
+  const first = await sendOnce(baseUrl, agent, fuzz);
+  return first.status === 'reset' && first.reusedSocket ? sendOnce(baseUrl, false, fuzz) : first;
+}
+
+function sendOnce(baseUrl: URL, agent: Agent | false, fuzz: FuzzRequest): Promise<Outcome & { reusedSocket?: boolean }> {
   return new Promise((resolve) => {
-    let req;
+    let req: ReturnType<typeof httpRequest>;
     try {
       req = httpRequest({ host: baseUrl.hostname, port: baseUrl.port, method: fuzz.method, path: fuzz.path, headers: fuzz.headers, agent }, (res) => {
         const pieces: Buffer[] = [];
         let size = 0;
         res.on('data', (piece: Buffer) => {
-          if (size < 64 * 1024) pieces.push(piece);
+          if (size < 16 * 1024 * 1024) pieces.push(piece);
           size += piece.length;
         });
         res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(pieces).toString('utf8') }));
@@ -219,7 +228,7 @@ function send(baseUrl: URL, agent: Agent, fuzz: FuzzRequest): Promise<Outcome> {
       // The client library refuses it (e.g. a path it will not send): nothing reached Recall.
       return resolve({ status: 'unsendable', body: '' });
     }
-    req.on('error', () => resolve({ status: 'reset', body: '' }));
+    req.on('error', () => resolve({ status: 'reset', body: '', reusedSocket: req.reusedSocket }));
     req.end(fuzz.body);
   });
 }
