@@ -92,6 +92,12 @@ export function fromFrameworkError(err: { code?: string; message: string; status
   return new RecallError('internal', 'Recall failed to handle this request; the error has been logged.', null, { cause: err });
 }
 
+/** A client's value as an error message shows it: JSON, cut short, so that a huge value is not echoed back whole. */
+export function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
+}
+
 export function invalidJson(detail: string): RecallError {
   return new RecallError(
     'invalidJson',

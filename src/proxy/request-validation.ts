@@ -4,7 +4,7 @@
 // A repeated body is one deep-frozen object (json-body.ts): validated once, its repeats cost a WeakSet lookup.
 import { Ajv, type ErrorObject } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
-import { RecallError, invalidJson } from '../openai/errors.js';
+import { RecallError, invalidJson, quoted } from '../openai/errors.js';
 
 export interface InputLimits {
   maxStringChars: number;
@@ -111,7 +111,7 @@ function fieldError(error: ErrorObject | undefined, isBody: boolean): RecallErro
     case 'type':
       return invalidField(param, `Invalid type for ${where}: expected ${typeNames(params.type)}, but got ${typeOf(error.data)} instead.`);
     case 'enum':
-      return invalidField(param, `Invalid value for ${where}: expected one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, but got ${shortJson(error.data)} instead.`);
+      return invalidField(param, `Invalid value for ${where}: expected one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, but got ${quoted(error.data)} instead.`);
     case 'maxItems':
       return invalidField(param, `Invalid ${where}: array too long. Expected an array with maximum length ${String(params.limit)}, but got an array with length ${(error.data as unknown[]).length} instead.`);
     case 'minItems':
@@ -137,9 +137,4 @@ function typeOf(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a number';
   return ARTICLE[typeof value] ?? typeof value;
-}
-
-function shortJson(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
 }

@@ -119,6 +119,19 @@ describe('request schemas', () => {
   });
 });
 
+describe('error messages', () => {
+  it('quote a client\'s value cut short, never echo a huge one back whole', async () => {
+    const name = 'n'.repeat(100_000);
+    const tools = await post(recall, '/recall/tools/batch', { calls: [{ id: 'a', name }] });
+    expect(tools.status).toBe(400);
+    expect(tools.json.error).toMatchObject({ code: 'unknown_tool', param: 'calls[0].name' });
+    expect(tools.json.error.message.length).toBeLessThan(200);
+    const role = await post(recall, '/v1/chat/completions', chat([{ role: 'r'.repeat(100_000), content: 'x' }]));
+    expect(role.json.error.param).toBe('messages[0].role');
+    expect(role.json.error.message.length).toBeLessThan(300);
+  });
+});
+
 describe('limits', () => {
   it('server.max_messages caps messages on chat completions and /recall/compact', async () => {
     const four = Array.from({ length: 4 }, (_, i) => ({ role: 'user', content: `m${i}` }));
