@@ -20,8 +20,8 @@ const chatMessage = {
   properties: {
     role: { type: 'string', enum: [...MESSAGE_ROLES] },
     content: nullable(['string', 'array']),
-    name: { type: 'string' },
-    tool_call_id: { type: 'string' },
+    name: nullable('string'),
+    tool_call_id: nullable('string'),
     tool_calls: nullable('array'),
   },
 } as const;
@@ -43,7 +43,7 @@ const samplingFields = {
   presence_penalty: nullable('number'),
   frequency_penalty: nullable('number'),
   logit_bias: nullable('object'),
-  user: { type: 'string' },
+  user: nullable('string'),
 } as const;
 
 export function chatCompletionSchema(limits: RequestLimits) {
@@ -78,9 +78,9 @@ export function embeddingsSchema() {
     properties: {
       model,
       input: { type: ['string', 'array'] },
-      encoding_format: { type: 'string' },
-      dimensions: { type: 'integer', minimum: 1 },
-      user: { type: 'string' },
+      encoding_format: nullable('string'),
+      dimensions: { type: ['integer', 'null'], minimum: 1 },
+      user: nullable('string'),
     },
   } as const;
 }
