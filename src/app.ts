@@ -2,7 +2,7 @@
 // No logic lives here; each part is a module of its own.
 import { Coalescer } from './coalesce/singleflight.js';
 import { RemoteFlights } from './coalesce/remote-flights.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
 import { dashboardRoutes } from './admin/dashboard.js';
@@ -19,6 +19,8 @@ import { metricsRoutes } from './metrics/routes.js';
 import { registerRequestLog } from './log/request-log.js';
 import { RecallError, fromFrameworkError } from './openai/errors.js';
 import { registerBodyLimit } from './proxy/body-limit.js';
+import { clientErrorHandler } from './proxy/client-error.js';
+import { requestValidatorCompiler } from './proxy/request-validation.js';
 import { Forwarder } from './proxy/forward.js';
 import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
@@ -56,6 +58,13 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger as never,
     bodyLimit: config.server.bodyLimitBytes,
+    http: { maxHeaderSize: config.server.maxHeaderBytes },
+    clientErrorHandler: clientErrorHandler(config.server.maxHeaderBytes),
+    // What the router rejects before routing (a path it cannot decode) answers in OpenAI's shape too.
+    frameworkErrors: (err, _request, reply) => {
+      const answer = fromFrameworkError(err);
+      void (reply as FastifyReply).code(answer.status).send(answer.toBody());
+    },
     return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
@@ -126,6 +135,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     refusal: () => shuttingDown ? new RecallError('shuttingDown', 'Recall is shutting down and takes no new requests; retry on another instance.') : undefined,
   });
   registerBodyLimit(app, config.server.bodyLimitBytes);
+  app.setValidatorCompiler(requestValidatorCompiler({ maxStringChars: config.server.maxStringChars, maxJsonDepth: config.server.maxJsonDepth }));
 
   app.setErrorHandler((err: FastifyError | RecallError, request, reply) => {
     const answer = err instanceof RecallError ? err : fromFrameworkError(err);
@@ -146,8 +156,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
-  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
+  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey, maxMessages: config.server.maxMessages });
   await app.register(toolRoutes, { batch: toolBatch });
-  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
+  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes, maxMessages: config.server.maxMessages });
   return app;
 }

@@ -10,10 +10,10 @@ import { allowsStale, withinGrace, type StaleIfError } from '../cache/stale.js';
 import type { CacheEntry } from '../cache/store.js';
 import type { RecallConfig } from '../config/schema.js';
 import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
-import { RecallError } from '../openai/errors.js';
+import { RecallError, brokenStream } from '../openai/errors.js';
 import { renderCompletionStream } from '../openai/render.js';
 import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
-import { isCompletionObject } from '../openai/wire.js';
+import { isCompletionObject, isJson } from '../openai/wire.js';
 import { asUpstreamError, isEventStream, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
 import { markFirstEvent } from '../proxy/request-context.js';
@@ -167,8 +167,11 @@ export class Flight {
       await this.fail(asUpstreamError(err, this.source.upstream));
       return;
     }
-    const completion = response.status >= 200 && response.status < 300 && isCompletionObject(body);
+    const ok = response.status >= 200 && response.status < 300;
+    const completion = ok && isCompletionObject(body);
     if (completion) this.completion = body;
+    // A success that is not even JSON would reach the SDKs as a parse error (a stream member's too): a clean 502.
+    if (ok && !completion && !isJson(body)) return await this.failBroken('answered with a body that is not valid JSON');
     // Stored before it is sent: a client that repeats the request at once gets a hit.
     const stored = completion && this.storeTtlS !== undefined && !this.signal.aborted && (await this.source.store(body, this.storeTtlS));
     this.finish();
@@ -192,10 +195,16 @@ export class Flight {
           assembler.push(events);
           // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
           if (assembler.done) this.completion = completion = await this.storeAssembled(assembler);
+          // Data that is not JSON would make the SDKs throw a parse error: the stream ends here with a clean error event.
+          const broken = assembler.brokenBy(false);
+          if (broken !== undefined) return await this.failBroken(broken);
         }
         this.keepForReplay(events);
         for (const waiter of this.waiters) if (waiter.out !== undefined) this.push(waiter, events);
       }
+      // A well-formed stream that stops before [DONE] is cut short: it is not stored, and its clients are told so.
+      const cut = assembler.brokenBy(true);
+      if (cut !== undefined) return await this.failBroken(cut);
       const rest = framer.flush();
       if (rest !== undefined) for (const waiter of this.waiters) if (waiter.out !== undefined) waiter.out.push(rest);
     } catch (err) {
@@ -208,9 +217,7 @@ export class Flight {
     this.finish();
     const plain = { ...head.headers, 'content-type': 'application/json' };
     // A stream that ended without its final event leaves plain members without an answer: a failure, as a broken one.
-    const broken = completion === undefined
-      ? new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.')
-      : undefined;
+    const broken = completion === undefined ? brokenStream('ended its stream before the final event') : undefined;
     await this.staleOr(broken?.status ?? HTTP_OK, (waiter) => {
       if (waiter.out !== undefined) {
         waiter.out.push(null);
@@ -289,6 +296,13 @@ export class Flight {
       return;
     }
     this.replay.push(events);
+  }
+
+  /** Ends a stream the upstream sent malformed: logged as an upstream failure, and nothing is stored. */
+  private async failBroken(what: string): Promise<void> {
+    const failure = brokenStream(what);
+    this.firstLog()?.warn({ err: failure }, 'upstream stream failed');
+    await this.fail(failure);
   }
 
   /**

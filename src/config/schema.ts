@@ -12,6 +12,12 @@ export interface RecallConfig {
     host: string;
     port: number;
     bodyLimitBytes: number;
+    /** Largest request head (request line and headers); a larger one is answered 431. */
+    maxHeaderBytes: number;
+    /** Input limits checked by the request schemas, before any cache or upstream work. */
+    maxMessages: number;
+    maxStringChars: number;
+    maxJsonDepth: number;
     shutdownGraceMs: number;
   };
   upstream: {
@@ -194,6 +200,14 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Listen port (0 picks a free one).' },
   { yaml: 'server.body_limit_bytes', field: 'server.bodyLimitBytes', type: 'integer', default: 10 * MB, min: 1024, max: 1024 * MB,
     doc: 'Largest request body accepted; larger uploads are read, dropped and answered with 413.' },
+  { yaml: 'server.max_header_bytes', field: 'server.maxHeaderBytes', type: 'integer', default: 32 * 1024, min: 1024, max: 1024 * 1024,
+    doc: 'Largest request head (request line and all headers); a larger one is answered 431 `request_header_fields_too_large` and the connection closed.' },
+  { yaml: 'server.max_messages', field: 'server.maxMessages', type: 'integer', default: 100_000, min: 1, max: 10_000_000,
+    doc: 'Most entries in `messages` of a chat completion or a /recall/compact request; more is answered 400 naming `messages`.' },
+  { yaml: 'server.max_string_chars', field: 'server.maxStringChars', type: 'integer', default: 10 * MB, min: 1024, max: 1024 * MB,
+    doc: 'Longest string (in UTF-16 code units) anywhere in a JSON request body, object keys included; a longer one is answered 400 naming the field.' },
+  { yaml: 'server.max_json_depth', field: 'server.maxJsonDepth', type: 'integer', default: 128, min: 8, max: 1_000,
+    doc: 'Deepest nesting of objects and arrays in a JSON request body; deeper is answered 400 naming where it went too deep.' },
   { yaml: 'server.shutdown_grace_ms', field: 'server.shutdownGraceMs', type: 'integer', default: 10_000, min: 0, max: 600_000,
     doc: 'On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish before connections are closed.' },
   { yaml: 'upstream.url', field: 'upstream.url', env: 'RECALL_UPSTREAM_URL', type: 'url', default: 'https://api.openai.com/v1',

@@ -6,6 +6,7 @@ import type { RecallConfig } from '../config/schema.js';
 import { isEventStream, readWhole, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from '../upstream/headers.js';
 import { ClientDeparture, relayBuffered, relayEventStream, relayPiped } from './relay.js';
+import type { CompletionRoute } from '../openai/assemble.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
@@ -14,6 +15,8 @@ export interface ForwardOptions {
   readJsonWhole: boolean;
   /** Given a JSON answer read whole: its body when it succeeded, undefined when it did not (the token budget's correction). */
   onAnswer?: ((body: Buffer | undefined) => void) | undefined;
+  /** Chat completions and completions: a malformed event stream ends with a clean error event. */
+  completionRoute?: CompletionRoute | undefined;
 }
 
 /** An upstream answer read whole, with the headers a client may see. */
@@ -85,7 +88,7 @@ export class Forwarder {
       priority: request.recall.priority,
       timing: request.recall,
     });
-    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, onAnswer: options.onAnswer };
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, onAnswer: options.onAnswer, completionRoute: options.completionRoute };
     if (isEventStream(response)) return relayEventStream(relay);
     return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
   }

@@ -80,9 +80,9 @@ export class Pipeline {
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
     const spend = this.deps.budget?.spendFor(request, reply, body);
     if (spend?.onArrival) await spend.reserve();
-    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass', spend);
-    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy, spend) : this.forward(request, reply, 'bypass', spend);
-    if (!this.cacheable(body)) return this.forward(request, reply, 'bypass', spend);
+    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, route, 'bypass', spend);
+    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy, spend) : this.forward(request, reply, route, 'bypass', spend);
+    if (!this.cacheable(body)) return this.forward(request, reply, route, 'bypass', spend);
 
     const tenant = this.deps.tenants.tenantOf(request);
     request.recall.tenantHash = shortTenant(tenant);
@@ -168,7 +168,7 @@ export class Pipeline {
 
   /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */
   private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy, spend: Spend | undefined): Promise<FastifyReply> {
-    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass', spend);
+    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'embeddings', 'bypass', spend);
     const tenant = this.deps.tenants.tenantOf(request);
     request.recall.tenantHash = shortTenant(tenant);
     const send = this.deps.embeddingsUpstream;
@@ -193,11 +193,12 @@ export class Pipeline {
   }
 
   /** Uncached. A JSON answer corrects what it spent; a streamed one keeps the estimate (it is relayed, not assembled). */
-  private async forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason, spend: Spend | undefined): Promise<FastifyReply> {
+  private async forward(request: FastifyRequest, reply: FastifyReply, route: CachedRoute, reason: ForwardReason, spend: Spend | undefined): Promise<FastifyReply> {
     await spend?.reserve();
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, onAnswer: spend?.settle });
+    const completionRoute = route === 'embeddings' ? undefined : route;
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, onAnswer: spend?.settle, completionRoute });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */
