@@ -55,7 +55,7 @@ export interface RecordedRequest {
   body: string;
 }
 
-export type Fault = '429' | '500' | '502' | '503' | '504' | 'stall' | 'broken-stream' | 'garbage-stream' | 'no-done';
+export type Fault = '401' | '429' | '500' | '502' | '503' | '504' | 'stall' | 'broken-stream' | 'garbage-stream' | 'no-done' | 'split-stream' | 'error-event';
 
 export interface MockUpstream {
   /** http://HOST:PORT */
@@ -74,7 +74,7 @@ export interface MockUpstream {
   close(): Promise<void>;
 }
 
-const FAULTS: ReadonlySet<string> = new Set<Fault>(['429', '500', '502', '503', '504', 'stall', 'broken-stream', 'garbage-stream', 'no-done']);
+const FAULTS: ReadonlySet<string> = new Set<Fault>(['401', '429', '500', '502', '503', '504', 'stall', 'broken-stream', 'garbage-stream', 'no-done', 'split-stream', 'error-event']);
 const RECORDED_REQUEST_LIMIT = 200;
 const MAX_CHOICES = 8;
 const DEFAULT_EMBEDDING_DIMENSIONS = 16;
@@ -93,6 +93,11 @@ const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' } as const;
 const DONE_FRAME = 'data: [DONE]\n\n';
 const GARBAGE_FRAME = 'data: {not json\n\n';
+/** What OpenAI sends when an answer fails after its stream started; the connection ends after it. */
+const ERROR_EVENT_FRAME = `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`;
+/** split-stream writes a valid stream in pieces this small, so lines, events and UTF-8 characters arrive cut apart. */
+const SPLIT_PIECE_BYTES = 5;
+const SPLIT_PIECE_DELAY_MS = 1;
 
 /** Vocabulary for generated answers; neutral words so answers read as text but never look like real output. */
 const WORDS = [
@@ -161,12 +166,23 @@ const RATE_LIMITED: JsonAnswer = {
   },
 };
 const SERVER_ERROR_MESSAGE = 'The server had an error while processing your request.';
+/** What the real API sends on every answer; added to successful JSON answers of requests with `x-mock-ratelimit-headers: on`. */
+const UPSTREAM_LIMIT_HEADERS: Record<string, string> = {
+  'x-ratelimit-limit-requests': '10000',
+  'x-ratelimit-remaining-requests': '9999',
+  'x-ratelimit-reset-requests': '6ms',
+  'x-ratelimit-limit-tokens': '30000000',
+  'x-ratelimit-remaining-tokens': '29999000',
+  'x-ratelimit-reset-tokens': '2ms',
+};
+
 /**
  * The faults that replace the answer with an error status; the others shape how a normal answer is written. Each
  * carries `x-mock-fault: <fault>`, so that a test behind a proxy can tell an error the mock sent from one the proxy made.
  */
 const ERROR_ANSWERS: Partial<Record<Fault, JsonAnswer>> = Object.fromEntries(
   Object.entries({
+    '401': errorAnswer(401, 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', 'invalid_request_error', null, 'invalid_api_key'),
     '429': RATE_LIMITED,
     '500': errorAnswer(500, SERVER_ERROR_MESSAGE, 'server_error'),
     '502': errorAnswer(502, 'Bad gateway.', 'server_error'),
@@ -765,7 +781,7 @@ function writeJsonAnswer(exchange: Exchange, answer: Extract<Answer, { kind: 'js
 }
 
 function writeStreamAnswer(exchange: Exchange, frames: string[], chunkDelayMs: number, fault: Fault | undefined): void {
-  let plan = frames;
+  let plan: (string | Buffer)[] = frames;
   let cutAtEnd = false;
   if (fault === 'broken-stream') {
     plan = frames.slice(0, 2);
@@ -774,11 +790,19 @@ function writeStreamAnswer(exchange: Exchange, frames: string[], chunkDelayMs: n
     plan = [frames[0] ?? '', GARBAGE_FRAME, DONE_FRAME];
   } else if (fault === 'no-done') {
     plan = frames.slice(0, -1);
+  } else if (fault === 'error-event') {
+    plan = [...frames.slice(0, 2), ERROR_EVENT_FRAME];
+  } else if (fault === 'split-stream') {
+    const bytes = Buffer.from(frames.join(''));
+    plan = [];
+    // Pieces are bytes, not characters: a multi-byte character may be cut in two.
+    for (let at = 0; at < bytes.length; at += SPLIT_PIECE_BYTES) plan.push(bytes.subarray(at, at + SPLIT_PIECE_BYTES));
+    chunkDelayMs = Math.max(chunkDelayMs, SPLIT_PIECE_DELAY_MS);
   }
 
   const { res } = exchange;
   res.writeHead(200, SSE_HEADERS);
-  const finish = (lastPiece: string): void => {
+  const finish = (lastPiece: string | Buffer): void => {
     if (cutAtEnd) res.write(lastPiece, () => cutConnection(exchange));
     else res.end(lastPiece);
   };
@@ -991,8 +1015,11 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       later(exchange, latencyMs, () => {
         const failure = fault === undefined ? undefined : ERROR_ANSWERS[fault];
         // x-mock-retry-after replaces (or adds) the Retry-After of an error fault, seconds or an HTTP date as given.
-        const answer = failure === undefined ? route(routeKey, method, path, rawBody)
+        let answer = failure === undefined ? route(routeKey, method, path, rawBody)
           : retryAfter === undefined ? failure : { ...failure, headers: { ...failure.headers, 'retry-after': retryAfter as string } };
+        if (req.headers['x-mock-ratelimit-headers'] === 'on' && answer.kind === 'json' && answer.status < 400) {
+          answer = { ...answer, headers: { ...answer.headers, ...UPSTREAM_LIMIT_HEADERS } };
+        }
         if (answer.kind === 'stream') writeStreamAnswer(exchange, answer.frames, chunkDelayMs, fault);
         else writeJsonAnswer(exchange, answer, fault);
       });

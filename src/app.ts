@@ -2,7 +2,7 @@
 // No logic lives here; each part is a module of its own.
 import { Coalescer } from './coalesce/singleflight.js';
 import { RemoteFlights } from './coalesce/remote-flights.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { adminRoutes } from './admin/admin-routes.js';
 import { dashboardRoutes } from './admin/dashboard.js';
@@ -19,6 +19,8 @@ import { metricsRoutes } from './metrics/routes.js';
 import { registerRequestLog } from './log/request-log.js';
 import { RecallError, fromFrameworkError } from './openai/errors.js';
 import { registerBodyLimit } from './proxy/body-limit.js';
+import { clientErrorHandler } from './proxy/client-error.js';
+import { requestValidatorCompiler } from './proxy/request-validation.js';
 import { Forwarder } from './proxy/forward.js';
 import { Pipeline } from './proxy/pipeline.js';
 import { registerRequestContext } from './proxy/request-context.js';
@@ -34,6 +36,10 @@ import { SemanticTier } from './cache/semantic/semantic-tier.js';
 import { UpstreamEmbedder } from './cache/semantic/upstream-embedder.js';
 import { VectorIndex } from './cache/semantic/vector-index.js';
 import { RedisFeed } from './cache/semantic/redis-feed.js';
+import { admissionNeeded, registerAdmission } from './limits/admission.js';
+import { ClientKeys, LIMIT_WINDOW_MS } from './limits/client-keys.js';
+import { createRequestLimiter } from './limits/request-limit.js';
+import { MemoryBudgetStore, RedisBudgetStore, TokenBudget } from './limits/token-budget.js';
 import { ToolInvoker } from './tools/invoke.js';
 import { ToolResultCache } from './tools/result-cache.js';
 import { toolRoutes } from './tools/routes.js';
@@ -42,6 +48,8 @@ import { ToolBatch } from './tools/tool-batch.js';
 export interface AppDeps {
   /** Where log lines go (stdout by default); tests pass a stream to read them. */
   logDestination?: DestinationStream;
+  /** The window rate limits and token budgets are counted over; one minute. Tests shorten it to see a window end. */
+  limitWindowMs?: number;
 }
 
 export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -50,6 +58,13 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger as never,
     bodyLimit: config.server.bodyLimitBytes,
+    http: { maxHeaderSize: config.server.maxHeaderBytes },
+    clientErrorHandler: clientErrorHandler(config.server.maxHeaderBytes),
+    // What the router rejects before routing (a path it cannot decode) answers in OpenAI's shape too.
+    frameworkErrors: (err, _request, reply) => {
+      const answer = fromFrameworkError(err);
+      void (reply as FastifyReply).code(answer.status).send(answer.toBody());
+    },
     return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
@@ -79,8 +94,14 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
     : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+  const clientKeys = new ClientKeys(config.auth, config.limits);
+  const limitWindowMs = deps.limitWindowMs ?? LIMIT_WINDOW_MS;
+  const budget = !clientKeys.anyLimit('tokensPerMinute') ? undefined : new TokenBudget({
+    store: redis === undefined ? new MemoryBudgetStore(limitWindowMs) : new RedisBudgetStore(redis.connection, config.redis.keyPrefix, limitWindowMs),
+    metrics, log: app.log, hitsSpend: config.limits.hitsSpendTokens,
+  });
   const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
-  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
+  const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache, budget,
     autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
   const toolInvoker = new ToolInvoker();
   const toolBatch = new ToolBatch(config.tools, toolInvoker, new ToolResultCache(exact), metrics);
@@ -114,6 +135,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     refusal: () => shuttingDown ? new RecallError('shuttingDown', 'Recall is shutting down and takes no new requests; retry on another instance.') : undefined,
   });
   registerBodyLimit(app, config.server.bodyLimitBytes);
+  app.setValidatorCompiler(requestValidatorCompiler({ maxStringChars: config.server.maxStringChars, maxJsonDepth: config.server.maxJsonDepth }));
 
   app.setErrorHandler((err: FastifyError | RecallError, request, reply) => {
     const answer = err instanceof RecallError ? err : fromFrameworkError(err);
@@ -126,12 +148,16 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     return reply.code(answer.status).send(answer.toBody());
   });
 
+  if (admissionNeeded(clientKeys, config.auth)) {
+    const requests = clientKeys.anyLimit('requestsPerMinute') ? await createRequestLimiter(app, { redis: redis?.connection, keyPrefix: config.redis.keyPrefix, windowMs: limitWindowMs }, metrics) : undefined;
+    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, upstreamApiKey: config.upstream.apiKey, requests });
+  }
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
   if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
-  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
+  await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey, maxMessages: config.server.maxMessages });
   await app.register(toolRoutes, { batch: toolBatch });
-  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });
+  await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes, maxMessages: config.server.maxMessages });
   return app;
 }

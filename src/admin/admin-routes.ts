@@ -32,7 +32,9 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
 
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization ?? '';
-    const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+    // The scheme is case-insensitive (RFC 9110). Digests of equal length are compared, so neither the token's
+    // length nor how much of it matches shows in the time taken.
+    const presented = /^bearer /i.test(header) ? header.slice(7) : '';
     if (!timingSafeEqual(digest(presented), expected)) {
       throw new RecallError('invalidAdminToken', 'Missing or wrong admin token: send Authorization: Bearer <RECALL_ADMIN_TOKEN>.');
     }

@@ -1,5 +1,6 @@
 // Whose cache partition a request reads and fills: an HMAC-SHA256 of the client's API key under a server secret,
 // so tenants never share entries and the key itself is never kept. `cache.scope: shared` is the explicit opt-in.
+// The same HMAC, whatever the scope, is the identity rate limits and token budgets are kept under.
 import { createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { BoundedMemo } from './bounded-memo.js';
@@ -20,9 +21,17 @@ export class TenantResolver {
     this.secret = Buffer.from(secret, 'utf8');
   }
 
-  tenantOf(headers: IncomingHttpHeaders): string {
-    if (this.scope === 'shared') return SHARED_TENANT;
-    const credential = clientCredential(headers);
+  tenantOf(request: TenantSource): string {
+    return this.scope === 'shared' ? SHARED_TENANT : this.identityOf(request);
+  }
+
+  /**
+   * Who sent a request, whatever the cache scope: the HMAC of its API key, or of the name of the proxy-issued key it
+   * presented (`auth.mode: proxy_keys`, where the key itself is replaced before anything else reads the headers).
+   */
+  identityOf(request: TenantSource): string {
+    const proxyKey = request.recall?.proxyKey;
+    const credential = proxyKey === undefined ? clientCredential(request.headers) : `proxy-key:${proxyKey}`;
     if (credential === undefined) return ANONYMOUS_TENANT;
     let tenant = this.memo.get(credential);
     if (tenant === undefined) {
@@ -31,6 +40,12 @@ export class TenantResolver {
     }
     return tenant;
   }
+}
+
+/** What the resolver reads of a request: its headers, and the proxy-issued key it was admitted with, if any. */
+export interface TenantSource {
+  headers: IncomingHttpHeaders;
+  recall: { proxyKey: string | undefined } | null;
 }
 
 /** The API key a client sent: `Authorization: Bearer …` (the whole header for other schemes) or Azure's `api-key`. */

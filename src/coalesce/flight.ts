@@ -10,10 +10,10 @@ import { allowsStale, withinGrace, type StaleIfError } from '../cache/stale.js';
 import type { CacheEntry } from '../cache/store.js';
 import type { RecallConfig } from '../config/schema.js';
 import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
-import { RecallError } from '../openai/errors.js';
+import { RecallError, brokenStream } from '../openai/errors.js';
 import { renderCompletionStream } from '../openai/render.js';
 import { SseEventFramer, sseErrorEvent, withoutUsageChunk } from '../openai/sse.js';
-import { isCompletionObject } from '../openai/wire.js';
+import { isCompletionObject, isJson } from '../openai/wire.js';
 import { asUpstreamError, isEventStream, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, type HeaderMap } from '../upstream/headers.js';
 import { markFirstEvent } from '../proxy/request-context.js';
@@ -51,6 +51,8 @@ export interface FlightSource {
   onFinish(): void;
   /** A member that did not call upstream itself got an answer with these token counts. */
   onCoalesced(member: FlightMember, body: Buffer | undefined): void;
+  /** Once the flight is over: the completion its upstream call produced, or undefined when it produced none. */
+  onAnswer?: ((completion: Buffer | undefined) => void) | undefined;
 }
 
 /** Fires 'abort' when the last waiting request leaves; undici takes it as the upstream call's signal. */
@@ -90,6 +92,8 @@ export class Flight {
   private storeTtlS: number | undefined;
   /** The answer came from another instance's flight (through the shared store), not from an upstream call here. */
   private remote = false;
+  /** The completion the upstream call produced (a successful whole answer, or an assembled stream). */
+  private completion: Buffer | undefined;
 
   constructor(private readonly source: FlightSource) {}
 
@@ -163,7 +167,11 @@ export class Flight {
       await this.fail(asUpstreamError(err, this.source.upstream));
       return;
     }
-    const completion = response.status >= 200 && response.status < 300 && isCompletionObject(body);
+    const ok = response.status >= 200 && response.status < 300;
+    const completion = ok && isCompletionObject(body);
+    if (completion) this.completion = body;
+    // A success that is not even JSON would reach the SDKs as a parse error (a stream member's too): a clean 502.
+    if (ok && !completion && !isJson(body)) return await this.failBroken('answered with a body that is not valid JSON');
     // Stored before it is sent: a client that repeats the request at once gets a hit.
     const stored = completion && this.storeTtlS !== undefined && !this.signal.aborted && (await this.source.store(body, this.storeTtlS));
     this.finish();
@@ -186,11 +194,17 @@ export class Flight {
         if (!assembler.done) {
           assembler.push(events);
           // Stored before the terminal event goes out: a client that repeats the request at once gets a hit.
-          if (assembler.done) completion = await this.storeAssembled(assembler);
+          if (assembler.done) this.completion = completion = await this.storeAssembled(assembler);
+          // Data that is not JSON would make the SDKs throw a parse error: the stream ends here with a clean error event.
+          const broken = assembler.brokenBy(false);
+          if (broken !== undefined) return await this.failBroken(broken);
         }
         this.keepForReplay(events);
         for (const waiter of this.waiters) if (waiter.out !== undefined) this.push(waiter, events);
       }
+      // A well-formed stream that stops before [DONE] is cut short: it is not stored, and its clients are told so.
+      const cut = assembler.brokenBy(true);
+      if (cut !== undefined) return await this.failBroken(cut);
       const rest = framer.flush();
       if (rest !== undefined) for (const waiter of this.waiters) if (waiter.out !== undefined) waiter.out.push(rest);
     } catch (err) {
@@ -203,9 +217,7 @@ export class Flight {
     this.finish();
     const plain = { ...head.headers, 'content-type': 'application/json' };
     // A stream that ended without its final event leaves plain members without an answer: a failure, as a broken one.
-    const broken = completion === undefined
-      ? new RecallError('upstreamBrokenResponse', 'The upstream API ended its stream before the final event, so there is no complete answer to return. Try again.')
-      : undefined;
+    const broken = completion === undefined ? brokenStream('ended its stream before the final event') : undefined;
     await this.staleOr(broken?.status ?? HTTP_OK, (waiter) => {
       if (waiter.out !== undefined) {
         waiter.out.push(null);
@@ -286,6 +298,13 @@ export class Flight {
     this.replay.push(events);
   }
 
+  /** Ends a stream the upstream sent malformed: logged as an upstream failure, and nothing is stored. */
+  private async failBroken(what: string): Promise<void> {
+    const failure = brokenStream(what);
+    this.firstLog()?.warn({ err: failure }, 'upstream stream failed');
+    await this.fail(failure);
+  }
+
   /**
    * Answers every member still waiting with this error (an event-stream error to those already streaming), or with a
    * stale entry where the member accepts one.
@@ -350,6 +369,7 @@ export class Flight {
     this.finished = true;
     this.replay = [];
     this.source.onFinish();
+    this.source.onAnswer?.(this.completion);
   }
 
   private firstLog(): FastifyRequest['log'] | undefined {

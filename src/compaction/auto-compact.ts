@@ -45,7 +45,7 @@ export class AutoCompaction {
     const result = await this.compactor.compact(
       { model: body.model, messages: body.messages, targetTokens: target, strategy: this.settings.autoStrategy, preserveRecent: undefined },
       {
-        tenant: this.tenants.tenantOf(request.headers),
+        tenant: this.tenants.tenantOf(request),
         headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.upstreamApiKey, keepContentLength: false, identityEncoding: true }),
         priority: request.recall.priority,
       },

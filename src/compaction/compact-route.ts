@@ -5,12 +5,15 @@ import type { TenantResolver } from '../cache/tenant.js';
 import { readPriority } from '../upstream/priority.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
 import type { JsonObject } from '../openai/wire.js';
+import { chatMessagesSchema } from '../openai/request-schemas.js';
 import { STRATEGIES, type Compactor, type Strategy } from './compactor.js';
 
 export interface CompactRouteDeps {
   compactor: Compactor;
   tenants: TenantResolver;
   upstreamApiKey: string | undefined;
+  /** server.max_messages */
+  maxMessages: number;
 }
 
 interface CompactBody {
@@ -21,32 +24,28 @@ interface CompactBody {
   preserve_recent?: number;
 }
 
-const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'];
-
-const bodySchema = {
-  type: 'object',
-  required: ['model', 'messages', 'target_tokens', 'strategy'],
-  properties: {
-    model: { type: 'string', minLength: 1 },
-    messages: {
-      type: 'array',
-      minItems: 1,
-      items: { type: 'object', required: ['role'], properties: { role: { type: 'string', enum: ROLES } } },
+function bodySchema(maxMessages: number) {
+  return {
+    type: 'object',
+    required: ['model', 'messages', 'target_tokens', 'strategy'],
+    properties: {
+      model: { type: 'string', minLength: 1 },
+      messages: chatMessagesSchema({ maxMessages }),
+      target_tokens: { type: 'integer', minimum: 1 },
+      strategy: { type: 'string', enum: [...STRATEGIES] },
+      preserve_recent: { type: 'integer', minimum: 0 },
     },
-    target_tokens: { type: 'integer', minimum: 1 },
-    strategy: { type: 'string', enum: [...STRATEGIES] },
-    preserve_recent: { type: 'integer', minimum: 0 },
-  },
-} as const;
+  } as const;
+}
 
 export async function compactRoutes(app: FastifyInstance, deps: CompactRouteDeps): Promise<void> {
-  app.post<{ Body: CompactBody }>('/recall/compact', { schema: { body: bodySchema } }, async (request) => {
+  app.post<{ Body: CompactBody }>('/recall/compact', { schema: { body: bodySchema(deps.maxMessages) } }, async (request) => {
     const body = request.body;
     const priority = readPriority(request.headers);
     const result = await deps.compactor.compact(
       { model: body.model, messages: body.messages, targetTokens: body.target_tokens, strategy: body.strategy, preserveRecent: body.preserve_recent },
       {
-        tenant: deps.tenants.tenantOf(request.headers),
+        tenant: deps.tenants.tenantOf(request),
         headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: deps.upstreamApiKey, keepContentLength: false, identityEncoding: true }),
         priority,
       },

@@ -2,8 +2,8 @@
 // environment (env wins). Any bad value stops the start with one line naming the key, the value and what is allowed.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_FILE_ENV, SETTINGS, type HostPort, type RecallConfig, type Setting } from './schema.js';
-import { ToolRegistryProblem, parseToolRegistry } from '../tools/registry.js';
+import { CONFIG_FILE_ENV, SETTINGS, type Environment, type HostPort, type RecallConfig, type Setting } from './schema.js';
+import { limitSettingsProblem } from '../limits/limit-settings.js';
 
 const HTTP_PROTOCOLS = ['http:', 'https:'];
 
@@ -11,7 +11,7 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-export type Environment = Readonly<Record<string, string | undefined>>;
+export type { Environment };
 
 export interface LoadOptions {
   env?: Environment;
@@ -49,6 +49,8 @@ export function loadConfig(options: LoadOptions = {}): RecallConfig {
   }
   const typed = config as unknown as RecallConfig;
   checkRedisChoice(typed.redis);
+  const limitsProblem = limitSettingsProblem(typed.auth, typed.limits, typed.upstream.apiKey);
+  if (limitsProblem !== undefined) throw new ConfigError(`invalid setting ${limitsProblem}`);
   return typed;
 }
 
@@ -141,12 +143,12 @@ function coerce(setting: Setting, value: unknown, origin: string, env: Environme
     const shown = setting.secret ? '(hidden)' : JSON.stringify(value);
     throw new ConfigError(`invalid setting ${setting.yaml}${setting.env ? ` (${setting.env})` : ''} = ${shown} from ${origin}: must be ${allowed}`);
   };
-  if (setting.type === 'tools') {
+  if (setting.type === 'list') {
     try {
-      return parseToolRegistry(value, env, setting.yaml);
+      return setting.parse(value, setting.yaml, env);
     } catch (err) {
-      if (err instanceof ToolRegistryProblem) throw new ConfigError(`invalid setting ${err.message} (in ${origin})`);
-      throw err;
+      // The list parsers only throw problems that name the path of the bad value.
+      throw new ConfigError(`invalid setting ${(err as Error).message} (in ${origin})`);
     }
   }
   if (value === undefined || value === null) {
@@ -229,8 +231,8 @@ export function describeAllowed(setting: Setting): string {
       return `a URL (${(setting.protocols ?? HTTP_PROTOCOLS).map((p) => `${p}//`).join(' or ')})`;
     case 'enum':
       return `one of ${setting.values.join(', ')}`;
-    case 'tools':
-      return 'a list of tools (YAML only)';
+    case 'list':
+      return 'a list (YAML only)';
     case 'hosts':
       return 'host:port addresses (comma-separated, or a YAML list)';
   }

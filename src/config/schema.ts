@@ -1,7 +1,8 @@
 // The one table of Recall's settings: YAML path, environment variable, type, default and meaning.
 // The loader, the example YAML and the README table are all checked against this table.
+import { parseClientKeys, parseLimitGroups, type ClientKeySpec, type LimitGroup } from '../limits/limit-settings.js';
 import { parsePriceOverrides } from '../metrics/prices.js';
-import type { ToolSpec } from '../tools/registry.js';
+import { parseToolRegistry, type ToolSpec } from '../tools/registry.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -11,6 +12,12 @@ export interface RecallConfig {
     host: string;
     port: number;
     bodyLimitBytes: number;
+    /** Largest request head (request line and headers); a larger one is answered 431. */
+    maxHeaderBytes: number;
+    /** Input limits checked by the request schemas, before any cache or upstream work. */
+    maxMessages: number;
+    maxStringChars: number;
+    maxJsonDepth: number;
     shutdownGraceMs: number;
   };
   upstream: {
@@ -84,6 +91,20 @@ export interface RecallConfig {
   admin: {
     token: string | undefined;
   };
+  auth: {
+    /** passthrough: the client's key goes upstream. proxy_keys: only `keys` are accepted; Recall uses upstream.apiKey. */
+    mode: 'passthrough' | 'proxy_keys';
+    /** Client keys Recall knows, by hash, with their limits; empty when none are configured. */
+    keys: readonly ClientKeySpec[];
+  };
+  limits: {
+    /** Default per key; 0: no limit. */
+    requestsPerMinute: number;
+    tokensPerMinute: number;
+    /** Cache hits spend the token budget (their stored usage), like upstream calls. */
+    hitsSpendTokens: boolean;
+    groups: readonly LimitGroup[];
+  };
   tools: {
     /** Empty when none are configured: every call then names an unknown tool. */
     registry: readonly ToolSpec[];
@@ -140,8 +161,10 @@ export type Setting =
   | (SettingBase & { type: 'enum'; default: string; values: readonly string[] })
   /** `host:port` addresses: comma-separated in the environment, a YAML list or one such string in the file. */
   | (SettingBase & { type: 'hosts'; default: undefined })
-  /** YAML only: a list of structured tool definitions, validated by `parseToolRegistry`. */
-  | (SettingBase & { type: 'tools'; default: undefined });
+  /** YAML only: a list of structured items, validated by `parse`, which throws naming the path of a bad value. */
+  | (SettingBase & { type: 'list'; default: undefined; parse: (value: unknown, path: string, env: Environment) => unknown });
+
+export type Environment = Readonly<Record<string, string | undefined>>;
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -191,12 +214,20 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Listen port (0 picks a free one).' },
   { yaml: 'server.body_limit_bytes', field: 'server.bodyLimitBytes', type: 'integer', default: 10 * MB, min: 1024, max: 1024 * MB,
     doc: 'Largest request body accepted; larger uploads are read, dropped and answered with 413.' },
+  { yaml: 'server.max_header_bytes', field: 'server.maxHeaderBytes', type: 'integer', default: 32 * 1024, min: 1024, max: 1024 * 1024,
+    doc: 'Largest request head (request line and all headers); a larger one is answered 431 `request_header_fields_too_large` and the connection closed.' },
+  { yaml: 'server.max_messages', field: 'server.maxMessages', type: 'integer', default: 100_000, min: 1, max: 10_000_000,
+    doc: 'Most entries in `messages` of a chat completion or a /recall/compact request; more is answered 400 naming `messages`.' },
+  { yaml: 'server.max_string_chars', field: 'server.maxStringChars', type: 'integer', default: 10 * MB, min: 1024, max: 1024 * MB,
+    doc: 'Longest string (in UTF-16 code units) anywhere in a JSON request body, object keys included; a longer one is answered 400 naming the field.' },
+  { yaml: 'server.max_json_depth', field: 'server.maxJsonDepth', type: 'integer', default: 128, min: 8, max: 1_000,
+    doc: 'Deepest nesting of objects and arrays in a JSON request body; deeper is answered 400 naming where it went too deep.' },
   { yaml: 'server.shutdown_grace_ms', field: 'server.shutdownGraceMs', type: 'integer', default: 10_000, min: 0, max: 600_000,
     doc: 'On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish before connections are closed.' },
   { yaml: 'upstream.url', field: 'upstream.url', env: 'RECALL_UPSTREAM_URL', type: 'url', default: 'https://api.openai.com/v1',
     doc: 'Base URL of the OpenAI-compatible upstream, including /v1.' },
   { yaml: 'upstream.api_key', field: 'upstream.apiKey', env: 'RECALL_UPSTREAM_API_KEY', type: 'string', default: undefined, secret: true,
-    doc: 'Key sent upstream as `Authorization: Bearer …` when the client sends no key of its own.' },
+    doc: 'Key sent upstream as `Authorization: Bearer …` when the client sends no key of its own; with auth.mode proxy_keys, on every call.' },
   { yaml: 'upstream.connections', field: 'upstream.connections', type: 'integer', default: 256, min: 1, max: 65_536,
     doc: 'Most keep-alive connections to the upstream at once.' },
   { yaml: 'upstream.connect_timeout_ms', field: 'upstream.connectTimeoutMs', type: 'integer', default: 10_000, min: 1, max: 600_000,
@@ -299,7 +330,19 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Context window assumed for a model Recall does not know, for auto-compaction without target=N.' },
   { yaml: 'admin.token', field: 'admin.token', env: 'RECALL_ADMIN_TOKEN', type: 'string', default: undefined, secret: true,
     doc: 'Bearer token for /recall/admin/*; unset: those routes answer 404.' },
-  { yaml: 'tools.registry', field: 'tools.registry', type: 'tools', default: undefined,
+  { yaml: 'auth.mode', field: 'auth.mode', type: 'enum', default: 'passthrough', values: ['passthrough', 'proxy_keys'],
+    doc: 'passthrough: the client\'s API key goes upstream. proxy_keys: only keys listed in auth.keys are accepted (others get 401) and Recall calls the upstream with upstream.api_key.' },
+  { yaml: 'auth.keys', field: 'auth.keys', type: 'list', default: undefined, parse: (value, path) => parseClientKeys(value, path),
+    doc: 'YAML only: client keys Recall knows, a list of {name, hash, group, requests_per_minute, tokens_per_minute}; hash is `sha256:<hex>` of the key (`npm run hash-key`). Their limits apply in both modes; in proxy_keys they are the only keys accepted.' },
+  { yaml: 'limits.requests_per_minute', field: 'limits.requestsPerMinute', type: 'integer', default: 0, min: 0, max: 1_000_000_000,
+    doc: 'Requests per minute per API key (tenant) on /v1/*, /recall/compact and /recall/tools/batch, unless its key or group sets its own; 0: no limit.' },
+  { yaml: 'limits.tokens_per_minute', field: 'limits.tokensPerMinute', type: 'integer', default: 0, min: 0, max: 1_000_000_000,
+    doc: 'Upstream tokens per minute per API key on the cached routes (estimated before the call, corrected with its usage), unless its key or group sets its own; 0: no budget.' },
+  { yaml: 'limits.hits_spend_tokens', field: 'limits.hitsSpendTokens', type: 'boolean', default: false,
+    doc: 'Cache hits and coalesced requests spend the token budget too (their stored usage); off: only calls that reach the upstream spend.' },
+  { yaml: 'limits.groups', field: 'limits.groups', type: 'list', default: undefined, parse: (value, path) => parseLimitGroups(value, path),
+    doc: 'YAML only: key groups, a list of {name, requests_per_minute, tokens_per_minute}, that auth.keys entries name with group.' },
+  { yaml: 'tools.registry', field: 'tools.registry', type: 'list', default: undefined, parse: (value, path, env) => parseToolRegistry(value, env, path),
     doc: 'YAML only: the HTTP tools POST /recall/tools/batch may call, a list of {name, url, method, headers, timeout_ms, access, cache_ttl_s, affects} (see Tool batching); header values may hold ${VAR} references to environment variables. Unset: no tools.' },
   { yaml: 'tools.max_concurrency', field: 'tools.maxConcurrency', type: 'integer', default: 8, min: 1, max: 256,
     doc: 'Most tool calls of one batch running at once, and the default of a request\'s max_concurrency (which may only lower it).' },

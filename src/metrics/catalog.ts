@@ -136,6 +136,10 @@ export class Metrics implements UpstreamObserver {
     name: 'recall_coalesced_requests_total', help: 'Requests answered by joining an identical request already in flight (here or on another instance), by route.',
     labelNames: ['route'] as const, registers: [this.registry],
   });
+  private readonly rateLimitedRequests = new HotCounter({
+    name: 'recall_rate_limited_requests_total', help: 'Requests answered 429 by Recall\'s own limits, by limit (requests: limits.requests_per_minute, tokens: the token budget) and route.',
+    labelNames: ['limit', 'route'] as const, registry: this.registry,
+  });
   private readonly queueDepth = new Gauge({
     name: 'recall_upstream_queue_depth', help: 'Upstream calls waiting for a slot (upstream.max_concurrent), by priority.',
     labelNames: ['priority'] as const, registers: [this.registry],
@@ -322,6 +326,11 @@ export class Metrics implements UpstreamObserver {
     this.coalescedRequests.inc({ route });
   }
 
+  /** `route` is a registered route pattern (bounded); never a tenant. */
+  rateLimited(limit: 'requests' | 'tokens', route: string): void {
+    this.rateLimitedRequests.labels(limit, route).inc();
+  }
+
   storeError(store: string, operation: 'get' | 'set' | 'delete'): void {
     this.storeErrors.inc({ store, operation });
   }
@@ -394,8 +403,8 @@ export class Metrics implements UpstreamObserver {
   }
 
   /** Sums of a counter's values grouped by one label, for /recall/stats. */
-  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total', label: string): Promise<Record<string, number>> {
-    const counter = { recall_requests_total: this.requests, recall_cache_lookups_total: this.lookups, recall_tokens_saved_total: this.tokensSaved, recall_cost_saved_usd_total: this.costSaved }[metric];
+  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total' | 'recall_rate_limited_requests_total', label: string): Promise<Record<string, number>> {
+    const counter = { recall_requests_total: this.requests, recall_cache_lookups_total: this.lookups, recall_tokens_saved_total: this.tokensSaved, recall_cost_saved_usd_total: this.costSaved, recall_rate_limited_requests_total: this.rateLimitedRequests }[metric];
     const totals: Record<string, number> = {};
     for (const value of counter.get().values) {
       const key = String(value.labels[label] ?? '');

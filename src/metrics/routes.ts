@@ -20,6 +20,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
     const lookedUp = Object.values(lookups).reduce((a, b) => a + b, 0);
     const tokens = await metrics.totalsBy('recall_tokens_saved_total', 'kind');
     const cost = await metrics.totalsBy('recall_cost_saved_usd_total', 'model');
+    const limited = await metrics.totalsBy('recall_rate_limited_requests_total', 'limit');
     return {
       since: new Date(metrics.startedAt).toISOString(),
       store: deps.storeKind,
@@ -34,6 +35,8 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
         cost_usd: Math.round(Object.values(cost).reduce((a, b) => a + b, 0) * 1e6) / 1e6,
         cost_usd_by_model: cost,
       },
+      // Requests Recall answered 429 itself since start, by the limit they hit.
+      rate_limited: { requests: limited.requests ?? 0, tokens: limited.tokens ?? 0 },
       windows: { '1m': metrics.recent.window('1m'), '15m': metrics.recent.window('15m'), since_start: sinceStart },
       timeline: metrics.recent.timeline(),
     };

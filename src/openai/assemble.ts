@@ -79,6 +79,9 @@ export class StreamAssembler {
   private eventName: string | undefined;
   private sawDone = false;
   private sawInvalid = false;
+  /** Set with sawInvalid when the invalid event was the upstream's own error, or data that is not JSON at all. */
+  private sawUpstreamError = false;
+  private sawGarbage = false;
   /** Set when the stream carried something this module cannot reproduce: valid, but it must not be stored. */
   private unsupported = false;
   private readonly envelope = new Map<EnvelopeField, unknown>();
@@ -98,6 +101,22 @@ export class StreamAssembler {
   /** Whether anything invalid was seen (unparsable data, an error event, a chunk of another object type). */
   get failed(): boolean {
     return this.sawInvalid;
+  }
+
+  /** Whether the upstream reported an error in the stream (`event: error`, or data carrying `error`). */
+  get upstreamError(): boolean {
+    return this.sawUpstreamError;
+  }
+
+  /**
+   * What makes the stream fed so far unfit to reach a client as it is, or undefined: data that is not JSON (the SDKs
+   * would throw a parse error), or, once it `ended`, a well-formed stream without its final `[DONE]` (cut short). A
+   * stream that carried the upstream's own error event is not broken: the client has the upstream's error.
+   */
+  brokenBy(ended: boolean): string | undefined {
+    if (this.sawGarbage) return 'sent an event that is not valid JSON';
+    if (ended && !this.sawDone && !this.sawInvalid) return 'ended its stream before the final event';
+    return undefined;
   }
 
   /** Feed the upstream body as it arrives, in any chunking; LF or CRLF line endings. */
@@ -175,6 +194,7 @@ export class StreamAssembler {
     this.eventData = [];
     if (eventName === 'error') {
       this.sawInvalid = true;
+      this.sawUpstreamError = true;
       return;
     }
     const data = dataLines.length === 1 ? (dataLines[0] as string) : dataLines.join('\n');
@@ -189,9 +209,15 @@ export class StreamAssembler {
       chunk = JSON.parse(data);
     } catch {
       this.sawInvalid = true;
+      this.sawGarbage = true;
       return;
     }
-    if (!isRecord(chunk) || (chunk.error !== undefined && chunk.error !== null) || !Array.isArray(chunk.choices)) {
+    if (isRecord(chunk) && chunk.error !== undefined && chunk.error !== null) {
+      this.sawInvalid = true;
+      this.sawUpstreamError = true;
+      return;
+    }
+    if (!isRecord(chunk) || !Array.isArray(chunk.choices)) {
       this.sawInvalid = true;
       return;
     }

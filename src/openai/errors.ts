@@ -7,7 +7,8 @@ export interface OpenAIErrorBody {
 
 interface ErrorSpec {
   status: number;
-  type: 'invalid_request_error' | 'authentication_error' | 'api_error' | 'server_error';
+  /** OpenAI's types; a rate-limit answer says which limit it hit: `requests` or `tokens`. */
+  type: 'invalid_request_error' | 'authentication_error' | 'api_error' | 'server_error' | 'requests' | 'tokens';
   code: string;
 }
 
@@ -23,9 +24,16 @@ export const ERROR_CATALOG = {
   duplicateCallId: { status: 400, type: 'invalid_request_error', code: 'duplicate_call_id' },
   unknownRoute: { status: 404, type: 'invalid_request_error', code: 'unknown_url' },
   invalidAdminToken: { status: 401, type: 'authentication_error', code: 'invalid_admin_token' },
+  // As OpenAI answers an unknown key: 401 with type invalid_request_error.
+  invalidApiKey: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  requestRateLimited: { status: 429, type: 'requests', code: 'rate_limit_exceeded' },
+  tokenBudgetExceeded: { status: 429, type: 'tokens', code: 'rate_limit_exceeded' },
   compactionBudgetUnreachable: { status: 400, type: 'invalid_request_error', code: 'compaction_budget_unreachable' },
   entryNotFound: { status: 404, type: 'invalid_request_error', code: 'entry_not_found' },
   bodyTooLarge: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  headersTooLarge: { status: 431, type: 'invalid_request_error', code: 'request_header_fields_too_large' },
+  requestTimeout: { status: 408, type: 'invalid_request_error', code: 'request_timeout' },
+  malformedRequest: { status: 400, type: 'invalid_request_error', code: 'malformed_request' },
   // Never reaches anyone (the client is gone); it keeps an abandoned request out of the error log.
   clientClosedRequest: { status: 499, type: 'invalid_request_error', code: 'client_closed_request' },
   shuttingDown: { status: 503, type: 'api_error', code: 'shutting_down' },
@@ -69,21 +77,30 @@ export class RecallError extends Error {
 }
 
 /** Fastify's own error codes that a client's mistake produces, mapped to the catalog. */
-export function fromFrameworkError(err: { code?: string; message: string; statusCode?: number; validation?: unknown[]; validationContext?: string }): RecallError {
+export function fromFrameworkError(err: { code?: string; message: string; statusCode?: number }): RecallError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return bodyTooLarge();
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return invalidJson(err.message);
+    // Route schemas answer with their own errors (request-validation.ts); this only covers a schema-less failure.
     case 'FST_ERR_VALIDATION':
-      return new RecallError('invalidParameter', `Invalid request: ${err.message}`, validationParam(err.validation));
+      return new RecallError('invalidParameter', `Invalid request: ${err.message}`);
   }
   if (err.statusCode === 404) return new RecallError('unknownRoute', err.message);
+  // The router cannot read the path (a bad %-escape) or a path parameter is too long: no such route.
+  if (err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH') return new RecallError('unknownRoute', `Invalid URL (${err.message})`);
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     return new RecallError('invalidBody', err.message);
   }
   return new RecallError('internal', 'Recall failed to handle this request; the error has been logged.', null, { cause: err });
+}
+
+/** A client's value as an error message shows it: JSON, cut short, so that a huge value is not echoed back whole. */
+export function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
 }
 
 export function invalidJson(detail: string): RecallError {
@@ -115,6 +132,11 @@ export function summaryFailed(detail: string): RecallError {
     `The upstream could not summarise the conversation (${detail}); nothing was compacted. Retry, or use strategy truncation.`);
 }
 
+/** An upstream answer Recall cannot make a whole answer of: `what` the upstream did, e.g. "ended its stream before the final event". */
+export function brokenStream(what: string): RecallError {
+  return new RecallError('upstreamBrokenResponse', `The upstream API ${what}, so there is no complete answer to return. Try again.`);
+}
+
 /** Both queue errors ask the client to come back in a second: the queue drains as upstream calls finish. */
 const QUEUE_RETRY_AFTER_S = 1;
 
@@ -130,11 +152,33 @@ export function upstreamQueueTimeout(timeoutMs: number): RecallError {
     null, { retryAfterS: QUEUE_RETRY_AFTER_S });
 }
 
-function validationParam(validation: unknown[] | undefined): string | null {
-  const first = validation?.[0] as { instancePath?: string; params?: { missingProperty?: string } } | undefined;
-  if (!first) return null;
-  const path = (first.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
-  const missing = first.params?.missingProperty;
-  if (missing) return path === '' ? missing : `${path}.${missing}`;
-  return path === '' ? null : path;
+/** `auth.mode: proxy_keys` and the request presented no key, or one not in auth.keys; the key is never echoed. */
+export function invalidApiKey(presented: boolean): RecallError {
+  return new RecallError('invalidApiKey', presented
+    ? 'Incorrect API key provided. This Recall accepts only the keys it issued (auth.keys); ask its operator for one.'
+    : "You didn't provide an API key. Send the key Recall issued you as `Authorization: Bearer <key>`.");
+}
+
+export function requestRateLimited(limit: number, retryAfterS: number): RecallError {
+  return new RecallError('requestRateLimited',
+    `Rate limit reached for requests: limit ${limit} per minute for this API key. Please try again in ${retryAfterS}s.`, null, { retryAfterS });
+}
+
+export function tokenBudgetExceeded(limit: number, used: number, requested: number, retryAfterS: number): RecallError {
+  const message = requested > limit
+    ? `Request too large: limit ${limit} tokens per minute for this API key, requested ${requested}. Send a smaller request or raise the key's tokens_per_minute.`
+    : `Rate limit reached for tokens: limit ${limit} per minute for this API key, used ${used}, requested ${requested}. Please try again in ${retryAfterS}s.`;
+  return new RecallError('tokenBudgetExceeded', message, null, { retryAfterS });
+}
+
+/** What the HTTP parser rejects before a request exists (a head too large, garbage instead of HTTP, a timeout). */
+export function fromClientError(err: { code?: string }, maxHeaderBytes: number): RecallError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new RecallError('headersTooLarge', `The request line and headers exceed ${maxHeaderBytes} bytes (server.max_header_bytes). Send fewer or shorter headers.`);
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new RecallError('requestTimeout', 'The request was not received completely in time.');
+    default:
+      return new RecallError('malformedRequest', 'The request is not valid HTTP/1.1.');
+  }
 }

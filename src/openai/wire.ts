@@ -19,3 +19,13 @@ export function isCompletionObject(body: Buffer): boolean {
   while (first < body.length && body[first]! <= 0x20) first++;
   return body[first] === OPEN_BRACE && body.includes(CHOICES) && !body.subarray(0, 64).includes('"error"');
 }
+
+/** Whether the bytes parse as JSON; for the rare answers that `isCompletionObject` does not recognise. */
+export function isJson(body: Buffer): boolean {
+  try {
+    JSON.parse(body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}

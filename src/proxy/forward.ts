@@ -6,12 +6,17 @@ import type { RecallConfig } from '../config/schema.js';
 import { isEventStream, readWhole, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from '../upstream/headers.js';
 import { ClientDeparture, relayBuffered, relayEventStream, relayPiped } from './relay.js';
+import type { CompletionRoute } from '../openai/assemble.js';
 
 export interface ForwardOptions {
   /** The exact bytes for JSON routes; the live upload stream for pass-through routes; none for GET. */
   body: Buffer | Readable | undefined;
   /** JSON answers are read whole (Recall needs them, and a broken body becomes a clean error). */
   readJsonWhole: boolean;
+  /** Given a JSON answer read whole: its body when it succeeded, undefined when it did not (the token budget's correction). */
+  onAnswer?: ((body: Buffer | undefined) => void) | undefined;
+  /** Chat completions and completions: a malformed event stream ends with a clean error event. */
+  completionRoute?: CompletionRoute | undefined;
 }
 
 /** An upstream answer read whole, with the headers a client may see. */
@@ -83,7 +88,7 @@ export class Forwarder {
       priority: request.recall.priority,
       timing: request.recall,
     });
-    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings };
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, onAnswer: options.onAnswer, completionRoute: options.completionRoute };
     if (isEventStream(response)) return relayEventStream(relay);
     return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
   }

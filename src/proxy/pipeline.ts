@@ -1,6 +1,9 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
-// Each stage is a call into its own module. Rate limits arrive with their issue. The semantic tier (chat completions
+// Each stage is a call into its own module. The rate limit box is admission (src/limits/admission.ts), a hook that
+// runs before this handler: proxy-issued keys and requests per minute. Token budgets are spent here, where a request
+// goes upstream (a hit or a follower of an identical call spends nothing, unless limits.hits_spend_tokens says so),
+// and corrected with the answer's usage. The semantic tier (chat completions
 // only) answers near-repeats of the last user message within an exact partition, and indexes what gets stored. Embeddings
 // take the same path with one entry per input item; their misses go upstream through the embeddings batcher, which
 // merges concurrent requests' misses into one call. When the upstream call fails (5xx, unreachable, timed out), the
@@ -12,6 +15,7 @@ import type { ExactTier } from '../cache/exact-tier.js';
 import type { CacheEntry } from '../cache/store.js';
 import type { CompletionRoute } from '../openai/assemble.js';
 import type { Coalescer } from '../coalesce/singleflight.js';
+import type { FlightSignal } from '../coalesce/flight.js';
 import type { Probe, SemanticTier } from '../cache/semantic/semantic-tier.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
 import { KeyMemo } from '../cache/key.js';
@@ -24,6 +28,7 @@ import { sendCachedAnswer } from './cached-answer.js';
 import { markFirstEvent } from './request-context.js';
 import type { Forwarder, SendWhole } from './forward.js';
 import type { AutoCompaction } from '../compaction/auto-compact.js';
+import type { Spend, TokenBudget } from '../limits/token-budget.js';
 
 /** The routes whose answers Recall caches, by their path. */
 export const CACHED_ROUTES = {
@@ -50,6 +55,8 @@ export interface PipelineDeps {
   autoCompaction: AutoCompaction;
   /** Sent upstream when the client sends no key (the upstream embedder's calls too). */
   upstreamApiKey: string | undefined;
+  /** Undefined when no client has a tokens-per-minute budget. */
+  budget: TokenBudget | undefined;
   now?: () => number;
 }
 
@@ -71,11 +78,13 @@ export class Pipeline {
     const policy = readPolicy(request.headers, this.policyDefaults);
     // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
-    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, 'bypass');
-    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy) : this.forward(request, reply, 'bypass');
-    if (!this.cacheable(body)) return this.forward(request, reply, 'bypass');
+    const spend = this.deps.budget?.spendFor(request, reply, body);
+    if (spend?.onArrival) await spend.reserve();
+    if (!this.cachedRoutes.has(route)) return this.forward(request, reply, route, 'bypass', spend);
+    if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy, spend) : this.forward(request, reply, route, 'bypass', spend);
+    if (!this.cacheable(body)) return this.forward(request, reply, route, 'bypass', spend);
 
-    const tenant = this.deps.tenants.tenantOf(request.headers);
+    const tenant = this.deps.tenants.tenantOf(request);
     request.recall.tenantHash = shortTenant(tenant);
     const key = this.keys.keyFor({ route, tenant, namespace: policy.namespace, body }, request.recall.rawBody);
     // The key is a hash (the tenant inside it is an HMAC): safe to show, and what an operator purges by.
@@ -87,7 +96,7 @@ export class Pipeline {
       const lookup = await this.deps.exact.lookup(key, policy);
       (request.recall.lookupMs ??= {}).exact = lookup.ms;
       if (lookup.outcome === 'hit') {
-        const served = await this.answerFromEntry(request, reply, body, route, lookup.entry, key, undefined);
+        const served = await this.answerFromEntry(request, reply, body, route, lookup.entry, key, undefined, spend);
         if (served !== undefined) return served.reply;
       }
       reason = lookup.outcome === 'stale' ? 'stale' : 'miss';
@@ -102,7 +111,7 @@ export class Pipeline {
       if (found.outcome === 'hit') {
         // Its own key: the identical request's entry, stored while this one was looking; an exact hit.
         const similarity = found.exactKey === key ? undefined : found.similarity;
-        const served = await this.answerFromEntry(request, reply, body, route, found.entry, found.exactKey, similarity);
+        const served = await this.answerFromEntry(request, reply, body, route, found.entry, found.exactKey, similarity, spend);
         if (served !== undefined) return served.reply;
       }
     }
@@ -113,15 +122,22 @@ export class Pipeline {
     const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined, staleIfError };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
     const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
-    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
+    // Only the request that makes the call spends its tokens; the ones that join it spend nothing.
+    const call = async (signal: FlightSignal) => {
+      await spend?.reserve();
+      return this.deps.forwarder.call(request, upstreamBody, signal);
+    };
+    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call, onAnswer: spend?.settle });
   }
 
   /**
    * A hit (exact, or semantic with its similarity); undefined when the entry turned out unreadable and was dropped.
    * The reply comes wrapped: a FastifyReply is a thenable, which an async function would wait on instead of return.
+   * A hit that reserved tokens on arrival (limits.hits_spend_tokens) spends the usage its entry carries.
    */
   private async answerFromEntry(
     request: FastifyRequest, reply: FastifyReply, body: JsonObject, route: CompletionRoute, entry: CacheEntry, entryKey: string, similarity: number | undefined,
+    spend: Spend | undefined,
   ): Promise<{ reply: FastifyReply } | undefined> {
     try {
       const renderFrom = performance.now();
@@ -131,6 +147,7 @@ export class Pipeline {
       // A rendered stream is sent whole: its first event leaves now.
       if (body.stream === true) markFirstEvent(request.recall);
       this.deps.metrics.savedBy(body.model, entry.body);
+      spend?.settle(entry.body);
       return { reply: answer };
     } catch (err) {
       request.log.warn({ err }, 'unreadable cache entry dropped; answering from the upstream');
@@ -150,12 +167,19 @@ export class Pipeline {
   }
 
   /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */
-  private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy): Promise<FastifyReply> {
-    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'bypass');
-    const tenant = this.deps.tenants.tenantOf(request.headers);
+  private async answerEmbeddings(request: FastifyRequest, reply: FastifyReply, body: JsonObject, policy: CachePolicy, spend: Spend | undefined): Promise<FastifyReply> {
+    if (!EmbeddingsCache.cacheable(body)) return this.forward(request, reply, 'embeddings', 'bypass', spend);
+    const tenant = this.deps.tenants.tenantOf(request);
     request.recall.tenantHash = shortTenant(tenant);
     const send = this.deps.embeddingsUpstream;
-    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, (upstreamBody) => this.deps.forwarder.exchange(request, reply, upstreamBody, send));
+    const answer = await this.deps.embeddings.answer({ tenant, policy, body }, async (upstreamBody) => {
+      await spend?.reserve();
+      const missed = await this.deps.forwarder.exchange(request, reply, upstreamBody, send);
+      spend?.settle(missed.status >= 200 && missed.status < 300 ? missed.body : undefined);
+      return missed;
+    });
+    // A whole hit: nothing went upstream (with hits_spend_tokens, its stored usage is what it spends).
+    if (answer.outcome === 'HIT') spend?.settle(answer.body);
     if (answer.outcome === 'HIT') {
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';
@@ -168,10 +192,13 @@ export class Pipeline {
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   }
 
-  private forward(request: FastifyRequest, reply: FastifyReply, reason: ForwardReason): Promise<FastifyReply> {
+  /** Uncached. A JSON answer corrects what it spent; a streamed one keeps the estimate (it is relayed, not assembled). */
+  private async forward(request: FastifyRequest, reply: FastifyReply, route: CachedRoute, reason: ForwardReason, spend: Spend | undefined): Promise<FastifyReply> {
+    await spend?.reserve();
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true });
+    const completionRoute = route === 'embeddings' ? undefined : route;
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, onAnswer: spend?.settle, completionRoute });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */

@@ -6,6 +6,8 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RecallConfig } from '../config/schema.js';
 import { SseEventFramer, sseErrorEvent } from '../openai/sse.js';
+import { StreamAssembler, type CompletionRoute } from '../openai/assemble.js';
+import { brokenStream } from '../openai/errors.js';
 import { asUpstreamError, readWhole, type UpstreamResponse } from '../upstream/client.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
 import { markFirstEvent } from './request-context.js';
@@ -35,22 +37,48 @@ export interface RelayOptions {
   sentAt: number;
   signal: ClientDeparture;
   upstreamSettings: RecallConfig['upstream'];
+  /** Called by relayBuffered with the body it read (undefined for an unsuccessful status). */
+  onAnswer?: ((body: Buffer | undefined) => void) | undefined;
+  /** Set for chat completions and completions: their streams are checked as they pass (see StreamAssembler.brokenBy). */
+  completionRoute?: CompletionRoute | undefined;
 }
 
-/** Relays an event stream as it arrives; an upstream failure mid-stream ends it with an OpenAI error event. */
+/**
+ * Relays an event stream as it arrives; an upstream failure mid-stream ends it with an OpenAI error event, and so does
+ * a completion stream that turns out malformed (data that is not JSON is not relayed; a missing [DONE] is reported).
+ */
 export function relayEventStream(options: RelayOptions): FastifyReply {
-  const { request, reply, response, sentAt, signal, upstreamSettings } = options;
+  const { request, reply, response, sentAt, signal, upstreamSettings, completionRoute } = options;
   reply.code(response.status).headers(clientResponseHeaders(response.headers));
   return reply.send(Readable.from(relayEvents(), { objectMode: false }));
 
   async function* relayEvents(): AsyncGenerator<Buffer | string> {
     const framer = new SseEventFramer();
+    const check = completionRoute === undefined ? undefined : new StreamAssembler(completionRoute);
+    const brokenEnding = (what: string): string => {
+      const failure = brokenStream(what);
+      request.log.warn({ err: failure }, 'upstream stream failed');
+      return sseErrorEvent(failure.toBody());
+    };
     try {
       for await (const chunk of response.body) {
         const events = framer.push(chunk as Buffer);
         if (events === undefined) continue;
+        if (check !== undefined && !check.done) {
+          check.push(events);
+          const broken = check.brokenBy(false);
+          if (broken !== undefined) {
+            yield brokenEnding(broken);
+            return;
+          }
+        }
         markFirstEvent(request.recall);
         yield events;
+      }
+      const cut = check?.brokenBy(true);
+      if (cut !== undefined) {
+        yield brokenEnding(cut);
+        return;
       }
       const rest = framer.flush();
       if (rest !== undefined) yield rest;
@@ -72,6 +100,7 @@ export async function relayBuffered(options: RelayOptions): Promise<FastifyReply
   const body = await readWhole(response, upstreamSettings).finally(() => {
     request.recall.upstreamMs = performance.now() - sentAt;
   });
+  options.onAnswer?.(response.status >= 200 && response.status < 300 ? body : undefined);
   return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(body);
 }
 

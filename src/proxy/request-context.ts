@@ -1,5 +1,6 @@
 // What Recall knows about one request while it crosses the proxy; read by the request log line.
 import type { FastifyInstance } from 'fastify';
+import type { LimitedClient } from '../limits/client-keys.js';
 import type { Priority } from '../upstream/priority.js';
 
 export interface RequestContext {
@@ -25,6 +26,12 @@ export interface RequestContext {
   tenantHash: string | undefined;
   /** Similarity of the entry a semantic hit served. */
   similarity: number | undefined;
+  /** The name of the proxy-issued key the request was admitted with (`auth.mode: proxy_keys`); never the key. */
+  proxyKey: string | undefined;
+  /** Set by admission when limits are configured: whose limits apply, and which. */
+  client: LimitedClient | undefined;
+  /** Recall's x-ratelimit-* headers for this answer, once a limit was counted. */
+  limitHeaders: Record<string, string> | undefined;
 }
 
 declare module 'fastify' {
@@ -41,7 +48,7 @@ export function registerRequestContext(app: FastifyInstance): void {
 export function newRequestContext(): RequestContext {
   return {
     startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0, renderMs: 0,
-    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined,
+    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined, proxyKey: undefined, client: undefined, limitHeaders: undefined,
   };
 }
 

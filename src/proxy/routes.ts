@@ -1,9 +1,10 @@
 // The OpenAI routes: the cached ones go through the pipeline with a parsed JSON body; every other /v1/* route is
-// forwarded unchanged, its upload streamed to the upstream as it arrives. Each reads X-Recall-Priority first, so
-// a bad value is a 400 whatever the route and the cache would do, and before anything goes upstream.
+// forwarded unchanged, its upload streamed to the upstream as it arrives. A cached route's body must pass its schema
+// (request-schemas.ts); each route reads X-Recall-Priority first, so a bad value is a 400 whatever the route and the
+// cache would do, and before anything goes upstream.
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { invalidJson } from '../openai/errors.js';
+import { chatCompletionSchema, completionSchema, embeddingsSchema } from '../openai/request-schemas.js';
 import { markForwarded } from '../cache/cache-status.js';
 import { readPriority } from '../upstream/priority.js';
 import type { Forwarder } from './forward.js';
@@ -14,16 +15,22 @@ export interface ProxyRouteDeps {
   pipeline: Pipeline;
   forwarder: Forwarder;
   bodyLimitBytes: number;
+  /** server.max_messages */
+  maxMessages: number;
 }
 
 export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): Promise<void> {
   await app.register(async (cached) => {
     registerJsonBodyParser(cached, deps.bodyLimitBytes);
-    for (const path of Object.keys(CACHED_ROUTES)) {
-      // The body parser already guarantees a JSON object; field-level schemas arrive with input hardening.
-      cached.post(path, { config: { limitsOwnBody: true } }, (request, reply) => {
+    const schemas = {
+      '/v1/chat/completions': chatCompletionSchema({ maxMessages: deps.maxMessages }),
+      '/v1/completions': completionSchema(),
+      '/v1/embeddings': embeddingsSchema(),
+    } satisfies Record<keyof typeof CACHED_ROUTES, object>;
+    for (const [path, body] of Object.entries(schemas)) {
+      // The schema rejects a bad body with a 400 naming the field before any cache or upstream work.
+      cached.post(path, { schema: { body }, config: { limitsOwnBody: true } }, (request, reply) => {
         request.recall.priority = readPriority(request.headers);
-        if (request.recall.rawBody === undefined) throw invalidJson('the body is empty');
         return deps.pipeline.handle(request, reply);
       });
     }

@@ -1,6 +1,6 @@
 // Parses a POST /recall/tools/batch body in either form — Recall's `calls` with `depends_on`, or OpenAI's
 // `tool_calls` as an assistant message carries them — into validated calls; every mistake is a 400 naming the field.
-import { RecallError } from '../openai/errors.js';
+import { RecallError, quoted } from '../openai/errors.js';
 import type { ToolSpec } from './registry.js';
 
 /** One call to run, its dependencies as indices into the batch. */
@@ -38,15 +38,15 @@ export function parseBatchRequest(body: unknown, tools: ReadonlyMap<string, Tool
   const drafts = list.map((item, i) => (form === 'calls' ? draftCall(item, `calls[${i}]`) : draftToolCall(item, `tool_calls[${i}]`)));
   const indexById = new Map<string, number>();
   drafts.forEach((draft, i) => {
-    if (indexById.has(draft.id)) throw new RecallError('duplicateCallId', `${draft.at}.id: ${JSON.stringify(draft.id)} is also the id of ${form}[${indexById.get(draft.id)}]; ids must be unique.`, `${draft.at}.id`);
+    if (indexById.has(draft.id)) throw new RecallError('duplicateCallId', `${draft.at}.id: ${quoted(draft.id)} is also the id of ${form}[${indexById.get(draft.id)}]; ids must be unique.`, `${draft.at}.id`);
     indexById.set(draft.id, i);
   });
   const calls = drafts.map((draft, index): BatchCall => {
     const tool = tools.get(draft.name);
-    if (tool === undefined) throw new RecallError('unknownTool', `${draft.nameAt}: no tool named ${JSON.stringify(draft.name)} is configured.`, draft.nameAt);
+    if (tool === undefined) throw new RecallError('unknownTool', `${draft.nameAt}: no tool named ${quoted(draft.name)} is configured.`, draft.nameAt);
     const dependsOn = draft.dependsOn.map((dep, j) => {
       const found = indexById.get(dep);
-      if (found === undefined) throw new RecallError('unknownDependency', `${draft.at}.depends_on[${j}]: no call in this batch has the id ${JSON.stringify(dep)}.`, `${draft.at}.depends_on[${j}]`);
+      if (found === undefined) throw new RecallError('unknownDependency', `${draft.at}.depends_on[${j}]: no call in this batch has the id ${quoted(dep)}.`, `${draft.at}.depends_on[${j}]`);
       return found;
     });
     return { index, id: draft.id, tool, arguments: draft.arguments, dependsOn };

@@ -321,6 +321,32 @@ describe('faults', () => {
     // The mock cut these connections itself; that is not a client abort.
     expect(mock.stats().aborted).toBe(0);
   });
+
+  it('sends OpenAI\'s mid-stream error event, a stream in 5-byte pieces, or a 401 on request', async () => {
+    const streamed = async (fault?: string) => {
+      const response = await fetch(`${mock.baseURL}/chat/completions`, {
+        method: 'POST', headers: fault === undefined ? {} : { 'x-mock-fault': fault }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: question, stream: true }),
+      });
+      const pieces: number[] = [];
+      let text = '';
+      const decoder = new TextDecoder();
+      for await (const piece of response.body as unknown as AsyncIterable<Uint8Array>) {
+        pieces.push(piece.length);
+        text += decoder.decode(piece, { stream: true });
+      }
+      return { pieces, text };
+    };
+    const errorEvent = await streamed('error-event');
+    expect(errorEvent.text.trim().split('\n\n').at(-1)).toBe('data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}');
+    const split = await streamed('split-stream');
+    const whole = await streamed();
+    expect(split.text).toBe(whole.text);
+    expect(Math.max(...split.pieces)).toBeLessThanOrEqual(5);
+
+    const unauthorized = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question }, { headers: { 'x-mock-fault': '401' } }).catch((e: unknown) => e);
+    expect(unauthorized).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((unauthorized as InstanceType<typeof OpenAI.APIError>).code).toBe('invalid_api_key');
+  });
 });
 
 describe('random faults', () => {

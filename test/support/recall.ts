@@ -1,9 +1,11 @@
 // Starts a real Recall on a free loopback port (buildApp, as main does) and keeps its log lines for assertions.
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startMockUpstream, type MockUpstream } from '../../loadtest/mock-upstream.js';
+import { startThrowawayRedis, type ThrowawayRedis } from './redis.js';
 
 export interface RunningRecall {
   app: FastifyInstance;
@@ -19,10 +21,11 @@ export interface RunningRecall {
 }
 
 /** `settings` are YAML paths (`upstream.url`) → values, applied over the defaults. */
-export async function startRecall(settings: Record<string, unknown>): Promise<RunningRecall> {
+/** `deps` are the app's parts a test may set besides the log (e.g. a shorter limit window). */
+export async function startRecall(settings: Record<string, unknown>, deps: Omit<AppDeps, 'logDestination'> = {}): Promise<RunningRecall> {
   const config = loadConfig({ env: {}, overrides: { 'server.port': 0, 'log.level': 'info', ...settings } });
   const lines: string[] = [];
-  const app = await buildApp(config, { logDestination: { write: (line: string) => void lines.push(line) } });
+  const app = await buildApp(config, { ...deps, logDestination: { write: (line: string) => void lines.push(line) } });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('Recall did not bind a TCP port');
@@ -68,9 +71,9 @@ export interface RecallWithMock {
   close(): Promise<void>;
 }
 
-export async function startRecallWithMock(settings: Record<string, unknown> = {}): Promise<RecallWithMock> {
+export async function startRecallWithMock(settings: Record<string, unknown> = {}, deps: Omit<AppDeps, 'logDestination'> = {}): Promise<RecallWithMock> {
   const mock = await startMockUpstream();
-  const recall = await startRecall({ 'upstream.url': mock.baseURL, ...settings });
+  const recall = await startRecall({ 'upstream.url': mock.baseURL, ...settings }, deps);
   return {
     mock,
     recall,
@@ -78,6 +81,36 @@ export async function startRecallWithMock(settings: Record<string, unknown> = {}
     close: async () => {
       await recall.close();
       await mock.close();
+    },
+  };
+}
+
+/** Two Recalls in front of one mock upstream, sharing a throwaway Redis of their own under one key prefix. */
+export interface TwoOnRedis {
+  mock: MockUpstream;
+  first: RunningRecall;
+  second: RunningRecall;
+  redis: ThrowawayRedis;
+  /** `redis.key_prefix` of both. */
+  prefix: string;
+  close(): Promise<void>;
+}
+
+export async function startTwoOnRedis(settings: Record<string, unknown>): Promise<TwoOnRedis> {
+  const redis = await startThrowawayRedis();
+  const mock = await startMockUpstream();
+  const prefix = `recall-test-${randomUUID()}:`;
+  // A generous command timeout: this shared machine can be slow, and a timed-out command fails open.
+  const shared = { 'upstream.url': mock.baseURL, 'redis.url': redis.url, 'redis.key_prefix': prefix, 'redis.command_timeout_ms': 2_000, ...settings };
+  const first = await startRecall(shared);
+  const second = await startRecall(shared);
+  return {
+    mock, first, second, redis, prefix,
+    close: async () => {
+      await second.close();
+      await first.close();
+      await mock.close();
+      await redis.stop();
     },
   };
 }

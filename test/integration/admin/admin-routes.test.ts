@@ -42,6 +42,25 @@ describe('admin routes', () => {
     expect(none.status).toBe(401);
   });
 
+  it.each([
+    ['a prefix of the right token', TOKEN.slice(0, -1)],
+    ['the right token with more after it', `${TOKEN}x`],
+    ['a token of the same length that differs in its last character', `${TOKEN.slice(0, -1)}4`],
+    ['a far longer token', TOKEN.repeat(50)],
+    ['an empty token', ''],
+  ])('refuse %s with 401', async (_name, token) => {
+    const answer = await admin('/purge', { method: 'POST', body: { all: true }, token });
+    expect(answer.status).toBe(401);
+    expect(((await answer.json()) as { error: { code: string } }).error.code).toBe('invalid_admin_token');
+  });
+
+  it('refuse the right token sent without the Bearer scheme, and take the scheme in any case', async () => {
+    const bare = await fetch(`${recall.url}/recall/admin/entries/default:${'0'.repeat(64)}`, { headers: { authorization: TOKEN } });
+    expect(bare.status).toBe(401);
+    const lower = await fetch(`${recall.url}/recall/admin/entries/default:${'0'.repeat(64)}`, { headers: { authorization: `bearer ${TOKEN}` } });
+    expect(lower.status).toBe(404);
+  });
+
   it('inspect an entry by the key a proxied answer names', async () => {
     const { key, repeat } = await ask();
     expect(key).toMatch(/^default:[0-9a-f]{64}$/);

@@ -187,7 +187,8 @@ describe('what is never stored', () => {
 
   it('a stream without its terminal [DONE] is not stored', async () => {
     const request = freshChat();
-    await collect(await sdk.chat.completions.create({ ...request, stream: true }, { headers: { 'x-mock-fault': 'no-done' } }));
+    const cut = await collect(await sdk.chat.completions.create({ ...request, stream: true }, { headers: { 'x-mock-fault': 'no-done' } })).catch((e: unknown) => e);
+    expect(cut).toBeInstanceOf(OpenAI.APIError);
     const retry = await sdk.chat.completions.create(request).withResponse();
     expect(retry.response.headers.get('x-recall-cache')).toBe('MISS');
   });

@@ -14,7 +14,9 @@ function yamlFile(text: string): string {
 describe('loadConfig', () => {
   it('gives the documented defaults with no file and no environment', () => {
     const config = loadConfig({ env: {} });
-    expect(config.server).toEqual({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 10_000 });
+    expect(config.server).toEqual({
+      host: '127.0.0.1', port: 8080, bodyLimitBytes: 10 * 1024 * 1024, maxHeaderBytes: 32 * 1024, maxMessages: 100_000, maxStringChars: 10 * 1024 * 1024, maxJsonDepth: 128, shutdownGraceMs: 10_000,
+    });
     expect(config.upstream.url).toBe('https://api.openai.com/v1');
     expect(config.upstream.apiKey).toBeUndefined();
     expect(config.log.level).toBe('info');
