@@ -1,5 +1,6 @@
 // Three Recall instances on one real Redis Cluster (three masters, one replica each, a password on every node):
-// entries, semantic vectors, in-flight locks and purges are shared across instances, with keys spread over every master.
+// entries, semantic vectors, in-flight locks, purges and request limits are shared across instances, with keys spread
+// over every master.
 import OpenAI from 'openai';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -125,6 +126,30 @@ describe('three instances on a Redis Cluster', () => {
     }
     expect(upstreamChats()).toBe(prompts.length);
   });
+});
+
+describe('rate limits on the Cluster', () => {
+  it("count one key's requests on all three instances against one limit, and keep other keys apart", async () => {
+    const limited = await Promise.all([0, 1, 2].map(() => startRecall({
+      'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.password': PASSWORD, 'redis.key_prefix': `${PREFIX}limits:`,
+      'redis.command_timeout_ms': 1_000, 'limits.requests_per_minute': 3, 'semantic.enabled': false,
+    })));
+    try {
+      const apiKey = `sk-cluster-limits-${process.pid}`;
+      const remaining: (string | null)[] = [];
+      for (const instance of limited) {
+        const { response } = await instance.client({ apiKey }).chat.completions.create(chat(fresh())).withResponse();
+        remaining.push(response.headers.get('x-ratelimit-remaining-requests'));
+      }
+      expect(remaining).toEqual(['2', '1', '0']);
+      const refused = await limited[1]!.client({ apiKey }).chat.completions.create(chat(fresh())).then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+      const other = await limited[2]!.client({ apiKey: `${apiKey}-other` }).chat.completions.create(chat(fresh())).withResponse();
+      expect(other.response.headers.get('x-ratelimit-remaining-requests')).toBe('2');
+    } finally {
+      await Promise.all(limited.map((i) => i.close()));
+    }
+  }, 60_000);
 });
 
 describe('a Cluster that cannot be reached', () => {
