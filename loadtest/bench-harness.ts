@@ -483,6 +483,8 @@ export interface LoadOptions {
   staggered?: boolean;
   /** The same body for every request, or a new one per request. */
   body: string | (() => string);
+  /** Headers on top of content-type and the benchmark's API key (e.g. a peer gateway's routing headers). */
+  headers?: Record<string, string>;
   /**
    * Counts the values of this response header (lower case), `(absent)` included. It makes autocannon build a header
    * object per response, a client cost that is the same for every target.
@@ -616,7 +618,7 @@ export class LoadGenerator {
       connections,
       duration: options.durationS,
       ...(overallRate === undefined ? {} : { overallRate }),
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
+      headers: { ...BENCH_HEADERS, ...options.headers },
       requests: [request],
     };
   }
@@ -671,7 +673,7 @@ function processCpuSeconds(): Map<number, { cpuS: number; command: string }> {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
       const command = cmdline === '' ? stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) : cmdline;
-      all.set(Number(name), { cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S, command: command.slice(0, 100) });
+      all.set(Number(name), { cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S, command: command.slice(0, 70) });
     } catch {
       // gone meanwhile
     }
@@ -702,7 +704,7 @@ export async function machineLoad(sampleMs = 1_000): Promise<MachineLoad> {
   return {
     at: new Date().toISOString(),
     loadAverage: loadavg().map((value) => Math.round(value * 100) / 100),
-    busyProcesses: busy.slice(0, 8).map(({ cores, command }) => `${cores.toFixed(2)} cores: ${command}`),
+    busyProcesses: busy.slice(0, 5).map(({ cores, command }) => `${cores.toFixed(2)} cores: ${command}`),
   };
 }
 
