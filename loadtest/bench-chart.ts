@@ -27,7 +27,7 @@ export interface Layout {
 }
 
 const DEFAULT_LAYOUT: Layout = { columns: 2, panelWidth: 480, panelHeight: 300 };
-const MARGIN = { left: 64, right: 16, top: 34, bottom: 46 };
+const MARGIN = { left: 64, right: 16, top: 48, bottom: 46 };
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 const Y_TICKS = 5;
 
@@ -81,8 +81,7 @@ function panel(chart: Chart, width: number, height: number): string[] {
   out.push(`<text x="${MARGIN.left + plotW / 2}" y="${height - 8}" text-anchor="middle" font-size="12">${escapeXml(chart.xLabel)}${chart.logX ? ' (log scale)' : ''}</text>`);
   out.push(`<text transform="translate(14 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(chart.yLabel)}</text>`);
   const legend: string[] = [];
-  const legendWidth = 36 + 6.5 * Math.max(...series.map((s) => s.name.length));
-  legend.push(`<rect x="${MARGIN.left + 4}" y="${MARGIN.top + 3}" width="${legendWidth.toFixed(0)}" height="${series.length * 16 + 4}" fill="#fff" fill-opacity="0.85"/>`);
+  let legendX = MARGIN.left;
   series.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length] as string;
     const points = [...s.points].sort((a, b) => a.x - b.x);
@@ -92,11 +91,11 @@ function panel(chart: Chart, width: number, height: number): string[] {
       const [cx, cy] = c.split(',');
       out.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${colour}"/>`);
     }
-    const legendY = MARGIN.top + 14 + i * 16;
-    legend.push(`<line x1="${MARGIN.left + 8}" x2="${MARGIN.left + 24}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${colour}" stroke-width="2"/>`);
-    legend.push(`<text x="${MARGIN.left + 28}" y="${legendY}" font-size="11">${escapeXml(s.name)}</text>`);
+    // One row between the title and the plot, so that it never hides a point.
+    legend.push(`<line x1="${legendX}" x2="${legendX + 16}" y1="34" y2="34" stroke="${colour}" stroke-width="2"/>`);
+    legend.push(`<text x="${legendX + 20}" y="38" font-size="11">${escapeXml(s.name)}</text>`);
+    legendX += 36 + 6.5 * s.name.length;
   });
-  // The legend goes over the lines, on a light box, so it stays readable wherever they run.
   return [...out, ...legend];
 }
 

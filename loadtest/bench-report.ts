@@ -57,7 +57,10 @@ export interface CacheSizePoint {
   p99Ms: number;
   /** Responses that were not HITs (should be 0: every request asks for a stored entry). */
   notHits: number;
-  /** Growth of Recall's resident memory (memory) or Redis's used_memory (redis) over the empty store, per entry. */
+  /**
+   * Memory per entry: growth of Recall's resident memory over the next smaller store (the empty one for the first),
+   * per added entry; for Redis, growth of its used_memory over the empty store, per entry.
+   */
   bytesPerEntry: number;
 }
 
@@ -254,11 +257,13 @@ export function reportMarkdown(info: RunInfo, results: BenchResults, chartFile: 
     lines.push('');
   }
   if (results.cacheSize.length > 0) {
-    lines.push('| curve: cache size | store | req/s | p99 ms | not HIT | bytes per entry |', '|---:|---|---:|---:|---:|---:|');
+    lines.push('| curve: cache size | store | req/s | p99 ms | not HIT | bytes per entry ¹ |', '|---:|---|---:|---:|---:|---:|');
     for (const p of results.cacheSize) {
       lines.push(`| ${p.entries} | ${p.store} | ${p.requestsPerSecond.toFixed(0)} | ${ms(p.p99Ms)} | ${p.notHits} | ${Number.isFinite(p.bytesPerEntry) ? p.bytesPerEntry.toFixed(0) : 'n/a'} |`);
     }
-    lines.push('');
+    lines.push('', '¹ memory: growth of Recall\'s RSS over the next smaller store (the empty one first), per added entry, so noisy for small stores; ' +
+      'Redis: growth of `used_memory` over the empty store, per entry. Every entry holds the same ' +
+      'mock completion; requests pick a stored entry at random.', '');
   }
   if (results.skipped.length > 0) lines.push('**Not run**', '', ...results.skipped.map((s) => `- ${s}`), '');
   if (results.warnings.length > 0) lines.push('**Warnings**', '', ...results.warnings.map((w) => `- ${w}`), '');

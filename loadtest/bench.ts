@@ -9,6 +9,7 @@
 //   npm run bench -- --only ceiling,memory-hits   only these steps; prints and saves JSON, leaves the report alone
 //   npm run bench -- --profile memory-hits        that step with Recall under node --cpu-prof; prints the top costs
 //   npm run bench -- --soak [--soak-minutes 10] [--rate 500]   steady mixed load; RSS and latency drift
+//   npm run bench -- --budget 180       another bound, in seconds (a slow or busy machine); steps that do not fit are skipped
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -117,6 +118,7 @@ function readSettings(argv: string[]): Settings {
       soak: { type: 'boolean' },
       'soak-minutes': { type: 'string' },
       rate: { type: 'string' },
+      budget: { type: 'string' },
     },
   });
   const quick = values.quick === true;
@@ -127,9 +129,11 @@ function readSettings(argv: string[]): Settings {
   const minutes = Number(values['soak-minutes'] ?? 10);
   const rate = Number(values.rate ?? 500);
   if (!(minutes > 0 && minutes <= 60) || !(rate > 0 && rate <= 50_000)) throw new RangeError('--soak-minutes must be in (0, 60] and --rate in (0, 50000]');
+  const budgetS = values.budget === undefined ? (quick ? 60 : 300) : Number(values.budget);
+  if (!(budgetS >= 20 && budgetS <= 3_600)) throw new RangeError(`--budget must be a number of seconds in [20, 3600], got '${values.budget}'`);
   return {
     mode: quick ? 'quick' : 'default',
-    budgetMs: quick ? 60_000 : 300_000,
+    budgetMs: budgetS * 1_000,
     warmupS: quick ? 0.5 : 1,
     durationS: quick ? 1 : 5,
     connections: 50,
@@ -524,7 +528,8 @@ function sizePoint(store: CacheSizePoint['store'], entries: number, measured: Th
 async function cacheSizeCurve(bench: Bench): Promise<void> {
   const { fleet, results, settings, deadline } = bench;
   await bench.step('cache-size', async () => {
-    const emptyRss = childRssBytes((await fleet.emptyRecall()).process);
+    // Memory per entry: the RSS growth over the next smaller store (the empty one first), per added entry.
+    let previous = { entries: 0, rss: childRssBytes((await fleet.emptyRecall()).process) };
     for (const entries of settings.memorySizes) {
       // Filling and loading a store takes roughly 40 µs per entry on a loaded machine.
       if (entries > PRESTARTED_SIZE_MAX && !deadline.allows(entries * 0.08 + (settings.warmupS + settings.durationS) * 1_000 + 5_000)) {
@@ -533,7 +538,9 @@ async function cacheSizeCurve(bench: Bench): Promise<void> {
       const recall = await fleet.sizedRecall(entries);
       try {
         const measured = await bench.measure(`hits from memory, ${entries} entries`, recall, { body: randomStoredEntry(entries) });
-        results.cacheSize.push(sizePoint('memory', entries, measured, (childRssBytes(recall.process) - emptyRss) / entries));
+        const rss = childRssBytes(recall.process);
+        results.cacheSize.push(sizePoint('memory', entries, measured, (rss - previous.rss) / (entries - previous.entries)));
+        previous = { entries, rss };
       } finally {
         await fleet.stop(recall);
       }
@@ -631,6 +638,8 @@ async function runSteps(bench: Bench): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const settings = readSettings(argv);
   const started = new Date();
+  // The clock starts once dist/ is built: a build only happens after a change to src/.
+  buildIfStale();
   const deadline = new Deadline((settings.soak === undefined ? settings.budgetMs : settings.soak.minutes * 60_000 + 60_000) - RESERVE_MS);
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running past its budget of ${(deadline.budgetMs + RESERVE_MS) / 1_000} s; stopping\n`);
@@ -639,7 +648,6 @@ async function main(argv: string[]): Promise<void> {
     process.exit(1);
   }, deadline.budgetMs + RESERVE_MS);
   const loadAtStart = await machineLoad();
-  buildIfStale();
   const build = recallBuild();
   const profileDir = settings.profile === undefined ? undefined : join(RESULTS_DIR, `profile-bench-${timestampForFile(started)}`);
   const fleet = new Fleet(profileDir);
