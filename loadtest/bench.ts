@@ -56,8 +56,6 @@ import {
 } from './bench-harness.js';
 import {
   curveCharts,
-  ratioRows,
-  ratioTableMarkdown,
   replaceBlock,
   reportMarkdown,
   type BenchResults,
@@ -679,7 +677,7 @@ async function main(argv: string[]): Promise<void> {
   };
   const markdown = reportMarkdown(info, bench.results, CHART_FILE);
   const report = { info, ...bench.results };
-  saveAndPrintReport('bench', started, report, ratioTableMarkdown(ratioRows(bench.results)).join('\n'));
+  saveAndPrintReport('bench', started, report, markdown);
   if (!settings.allSteps) {
     console.log('(--only: docs/BENCHMARKS.md left as it is)');
     return;
