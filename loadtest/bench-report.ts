@@ -294,16 +294,22 @@ export function blockMarkers(name: string): { begin: string; end: string } {
 }
 
 /**
- * `document` with the block `name` replaced by `content`; a document without that block gets it after its first
- * heading line (or at the top). Everything outside the markers is kept as it is.
+ * `document` with the block `name` replaced by `content`; a document without that block gets it after the block
+ * `after` when there is one, else after its first heading line (or at the top). Everything outside the markers is
+ * kept as it is.
  */
-export function replaceBlock(document: string, name: string, content: string): string {
+export function replaceBlock(document: string, name: string, content: string, after?: string): string {
   const { begin, end } = blockMarkers(name);
   const block = `${begin}\n${content.trim()}\n${end}`;
   const from = document.indexOf(begin);
   const to = document.indexOf(end);
   if (from !== -1 && to > from) return document.slice(0, from) + block + document.slice(to + end.length);
   if (from !== -1 || to !== -1) throw new Error(`${name}: only one of ${begin} and ${end} is in the document`);
+  const previous = after === undefined ? -1 : document.indexOf(blockMarkers(after).end);
+  if (previous !== -1) {
+    const at = previous + blockMarkers(after as string).end.length;
+    return `${document.slice(0, at)}\n\n${block}${document.slice(at)}`;
+  }
   const lines = document.split('\n');
   const heading = lines.findIndex((line) => line.startsWith('# '));
   if (heading === -1) return `${block}\n\n${document}`;

@@ -142,8 +142,13 @@ describe('generated block of a hand-written document', () => {
     expect(twice).toBe(once.replace('first run', 'second run'));
   });
 
+  it('puts a new block after another one when asked to', () => {
+    const both = replaceBlock(replaceBlock(doc, 'bench', 'A'), 'bench-soak', 'B', 'bench');
+    expect(both).toBe('# Benchmarks\n\n<!-- bench:begin -->\nA\n<!-- bench:end -->\n\n<!-- bench-soak:begin -->\nB\n<!-- bench-soak:end -->\n\nIntro.\n\n## Hand-written\n\nKept.\n');
+  });
+
   it('keeps two blocks apart', () => {
-    const both = replaceBlock(replaceBlock(doc, 'bench', 'A'), 'bench-soak', 'B');
+    const both = replaceBlock(replaceBlock(doc, 'bench', 'A'), 'bench-soak', 'B', 'bench');
     expect(replaceBlock(both, 'bench', 'C')).toContain('<!-- bench-soak:begin -->\nB\n<!-- bench-soak:end -->');
     expect(replaceBlock(both, 'bench', 'C')).toContain('<!-- bench:begin -->\nC\n<!-- bench:end -->');
   });
