@@ -130,7 +130,7 @@ export function runBenchmarkProcess(name: string, onSignal: string, loads: LoadG
 // Child processes, always stopped on exit, on error and on SIGINT
 
 /** Keeps the last few KB a child wrote to a pipe, for error messages. */
-function tail(stream: NodeJS.ReadableStream | null): () => string {
+export function tail(stream: NodeJS.ReadableStream | null): () => string {
   let text = '';
   stream?.on('data', (chunk: Buffer) => {
     text = (text + chunk.toString('utf8')).slice(-4_000);
@@ -280,26 +280,27 @@ export async function startRecall(children: ChildProcesses, options: RecallOptio
     }
     const child = children.spawn(process.execPath, [...(options.nodeFlags ?? []), join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
     const recall: Server = { name: options.name, process: child, origin: `http://127.0.0.1:${port}`, stderr: tail(child.stderr) };
-    await waitForHealthz(recall, options.startupTimeoutMs ?? STARTUP_TIMEOUT_MS);
+    await waitForOk(recall, '/healthz', options.startupTimeoutMs ?? STARTUP_TIMEOUT_MS);
     return recall;
   } finally {
     if (configDir !== undefined) rmSync(configDir, { recursive: true, force: true });
   }
 }
 
-async function waitForHealthz(recall: Server, timeoutMs: number): Promise<void> {
+/** Polls `path` until the server answers 2xx; fails when the process exits first or `timeoutMs` passes. */
+export async function waitForOk(server: Server, path: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (recall.process.exitCode !== null) throw new Error(`${recall.name} exited early (${recall.process.exitCode}): ${recall.stderr()}`);
+    if (server.process.exitCode !== null) throw new Error(`${server.name} exited early (${server.process.exitCode}): ${server.stderr()}`);
     try {
-      const response = await fetch(`${recall.origin}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      const response = await fetch(`${server.origin}${path}`, { signal: AbortSignal.timeout(1_000) });
       if (response.ok) return;
     } catch {
       // not listening yet
     }
     await sleep(100);
   }
-  throw new Error(`${recall.name} did not answer /healthz within ${timeoutMs} ms: ${recall.stderr()}`);
+  throw new Error(`${server.name} did not answer ${path} within ${timeoutMs} ms: ${server.stderr()}`);
 }
 
 export function buildIfStale(): void {

@@ -50,7 +50,9 @@ import {
   startRedis,
   startScript,
   summariseLatency,
+  tail,
   timestampForFile,
+  waitForOk,
   type BatchingMode,
   type Server,
 } from './bench-harness.js';
@@ -315,16 +317,10 @@ class Fleet {
     return this.once('portkey', async () => {
       const port = await freePort();
       const child = children.spawn('npx', ['-y', `@portkey-ai/gateway@${PORTKEY_VERSION}`, `--port=${port}`, '--headless'], { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] }, true);
-      let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2_000)));
-      const origin = `http://127.0.0.1:${port}`;
-      const until = Date.now() + 90_000;
-      while (Date.now() < until) {
-        if (child.exitCode !== null) throw new Error(`npx @portkey-ai/gateway@${PORTKEY_VERSION} exited (${child.exitCode}): ${stderr.trim()}`);
-        if (await fetch(origin, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false)) return { name: 'Portkey', process: child, origin, stderr: () => stderr };
-        await sleep(250);
-      }
-      throw new Error(`npx @portkey-ai/gateway@${PORTKEY_VERSION} did not answer within 90 s: ${stderr.trim()}`);
+      const portkey: Server = { name: `Portkey (npx @portkey-ai/gateway@${PORTKEY_VERSION})`, process: child, origin: `http://127.0.0.1:${port}`, stderr: tail(child.stderr) };
+      // npx may have to download it first.
+      await waitForOk(portkey, '/', 90_000);
+      return portkey;
     });
   }
 
@@ -506,11 +502,10 @@ async function connectionCurve(bench: Bench): Promise<void> {
 async function fillCache(args: string[]): Promise<{ filled: number; usedMemoryBefore: number | null; usedMemoryAfter: number | null }> {
   const child = children.spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'loadtest', 'bench-fill.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
-  let stderr = '';
+  const stderr = tail(child.stderr);
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2_000)));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`bench-fill ${args.join(' ')} failed (${code}): ${stderr.trim()}`);
+  if (code !== 0) throw new Error(`bench-fill ${args.join(' ')} failed (${code}): ${stderr()}`);
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { filled: number; usedMemoryBefore: number | null; usedMemoryAfter: number | null };
 }
 
