@@ -38,7 +38,7 @@ function keyOf(tenant: string, i: number): string {
 }
 
 function* entries(from: number, to: number, answer: Buffer): Generator<[string, CacheEntry]> {
-  const tenant = new TenantResolver('tenant', CACHE_SIZE_TENANT_SECRET).tenantOf({ authorization: `Bearer ${BENCH_API_KEY}` });
+  const tenant = new TenantResolver('tenant', CACHE_SIZE_TENANT_SECRET).tenantOf({ headers: { authorization: `Bearer ${BENCH_API_KEY}` }, recall: null });
   const storedAt = Date.now();
   for (let i = from; i < to; i++) yield [keyOf(tenant, i), { body: Buffer.from(answer), storedAt, expiresAt: storedAt + ENTRY_TTL_MS }];
 }
