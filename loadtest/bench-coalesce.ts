@@ -4,18 +4,15 @@
 //
 //   npm run bench:coalesce -- [--storm 1000] [--storms 3] [--mock-latency-ms 300] [--singles 20]
 
-import autocannon from 'autocannon';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  BENCH_HEADERS,
   buildIfStale,
+  chatBody,
+  identicalStorm,
   ChildProcesses,
   commandLine,
   LoadGenerator,
   machine,
-  mockControl,
   ms,
   parseBenchFlags,
   positiveNumber,
@@ -30,20 +27,14 @@ import {
   withWatchdog,
   type LatencySummary,
   type Server,
+  type Storm,
 } from './bench-harness.js';
 
-const CHAT_ROUTE = 'POST /v1/chat/completions';
-const CACHE_HEADER = 'x-recall-cache';
 /** Bounds the whole run: start-up, the single requests and every storm on both targets. */
 const BUDGET_MS = 5 * 60_000;
 
-interface StormResult {
+interface StormResult extends Storm {
   target: string;
-  requests: number;
-  ok: number;
-  upstreamCalls: number;
-  outcomes: Record<string, number>;
-  latency: LatencySummary;
 }
 
 interface Report {
@@ -70,12 +61,7 @@ let prompt = 0;
 
 /** A prompt nobody asked before, so that a storm starts with a miss. */
 function freshBody(): string {
-  return JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `bench coalesce ${Date.now()} ${++prompt}` }] });
-}
-
-async function upstreamCalls(mock: Server): Promise<number> {
-  const stats = (await mockControl(mock, 'GET', '/mock/stats')) as { byRoute?: Record<string, number> };
-  return stats.byRoute?.[CHAT_ROUTE] ?? 0;
+  return chatBody(`bench coalesce ${Date.now()} ${++prompt}`);
 }
 
 /** One request at a time, each a miss: what a single request costs end to end. */
@@ -84,7 +70,7 @@ async function singleLatency(recall: Server): Promise<LatencySummary> {
   for (let i = 0; i < settings.singles; i++) {
     const started = performance.now();
     const response = await fetch(`${recall.origin}/v1/chat/completions`, {
-      method: 'POST', body: freshBody(), headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
+      method: 'POST', body: freshBody(), headers: BENCH_HEADERS,
     });
     await response.arrayBuffer();
     if (!response.ok) throw new Error(`single request answered ${response.status}`);
@@ -95,32 +81,7 @@ async function singleLatency(recall: Server): Promise<LatencySummary> {
 
 /** `settings.storm` identical requests at once, one per connection. */
 async function storm(target: Server, mock: Server): Promise<StormResult> {
-  const before = await upstreamCalls(mock);
-  const body = freshBody();
-  const latencies: number[] = [];
-  const outcomes: Record<string, number> = {};
-  let ok = 0;
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({
-      url: target.origin,
-      connections: settings.storm,
-      amount: settings.storm,
-      timeout: 30,
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
-      requests: [{
-        method: 'POST', path: '/v1/chat/completions', body,
-        onResponse: (status, _body, _context, headers) => {
-          if (status === 200) ok++;
-          const outcome = String(headers?.[CACHE_HEADER] ?? '(absent)');
-          outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-        },
-      }],
-    }, (error: unknown, done: autocannon.Result) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(done)));
-    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
-  });
-  if (result.errors > 0 || result.timeouts > 0) throw new Error(`storm on ${target.name}: ${result.errors} errors, ${result.timeouts} timeouts`);
-  await sleep(200);
-  return { target: target.name, requests: latencies.length, ok, upstreamCalls: (await upstreamCalls(mock)) - before, outcomes, latency: summariseLatency(Float64Array.from(latencies)) };
+  return { target: target.name, ...(await identicalStorm(target, mock, settings.storm, freshBody())) };
 }
 
 function markdown(report: Report): string {
@@ -141,28 +102,21 @@ function markdown(report: Report): string {
 async function main(): Promise<void> {
   const started = new Date();
   buildIfStale();
-  const configDir = mkdtempSync(join(tmpdir(), 'recall-bench-coalesce-'));
-  try {
-    const offConfig = join(configDir, 'off.yaml');
-    writeFileSync(offConfig, 'coalesce:\n  enabled: false\n');
-    const report = await withWatchdog('bench-coalesce', BUDGET_MS, loads, children, async (): Promise<Report> => {
-      const mock = await startScript(children, 'mock upstream', 'mock-upstream.ts', ['--port', '0', '--latency-ms', String(settings.mockLatencyMs)]);
-      const on = await startRecall(children, { name: 'Recall, coalescing on (default)', upstreamBaseUrl: `${mock.origin}/v1` });
-      const off = await startRecall(children, { name: 'Recall, coalescing off', upstreamBaseUrl: `${mock.origin}/v1`, env: { RECALL_CONFIG: offConfig } });
-      const single = await singleLatency(on);
-      const storms: StormResult[] = [];
-      for (const target of [on, off]) for (let i = 0; i < settings.storms; i++) storms.push(await storm(target, mock));
-      for (const server of [on, off, mock]) await children.stop(server.process);
-      const warnings = storms.filter((s) => s.ok !== s.requests).map((s) => `${s.target}: ${s.requests - s.ok} answers were not 200`);
-      return {
-        startedAt: started.toISOString(), command: commandLine('bench:coalesce', 'loadtest/bench-coalesce.ts', process.argv.slice(2)),
-        machine: machine(), recall: recallBuild(), settings, single, storms, warnings,
-      };
-    });
-    saveAndPrintReport('coalesce', started, report, markdown(report));
-  } finally {
-    rmSync(configDir, { recursive: true, force: true });
-  }
+  const report = await withWatchdog('bench-coalesce', BUDGET_MS, loads, children, async (): Promise<Report> => {
+    const mock = await startScript(children, 'mock upstream', 'mock-upstream.ts', ['--port', '0', '--latency-ms', String(settings.mockLatencyMs)]);
+    const on = await startRecall(children, { name: 'Recall, coalescing on (default)', upstreamBaseUrl: `${mock.origin}/v1` });
+    const off = await startRecall(children, { name: 'Recall, coalescing off', upstreamBaseUrl: `${mock.origin}/v1`, configYaml: 'coalesce:\n  enabled: false\n' });
+    const single = await singleLatency(on);
+    const storms: StormResult[] = [];
+    for (const target of [on, off]) for (let i = 0; i < settings.storms; i++) storms.push(await storm(target, mock));
+    for (const server of [on, off, mock]) await children.stop(server.process);
+    const warnings = storms.filter((s) => s.ok !== s.requests).map((s) => `${s.target}: ${s.requests - s.ok} answers were not 200`);
+    return {
+      startedAt: started.toISOString(), command: commandLine('bench:coalesce', 'loadtest/bench-coalesce.ts', process.argv.slice(2)),
+      machine: machine(), recall: recallBuild(), settings, single, storms, warnings,
+    };
+  });
+  saveAndPrintReport('coalesce', started, report, markdown(report));
 }
 
 runBenchmarkProcess('bench-coalesce', 'stopping', loads, children, main);

@@ -4,13 +4,11 @@
 //
 //   npm run bench:embeddings -- [--duration 10] [--warmup 2] [--connections 50] [--mock-latency-ms 50] [--max-concurrent 8]
 
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   buildIfStale,
+  distinctEmbeddingInputs,
+  EMBEDDINGS_BATCHING_CONFIG,
   ChildProcesses,
   commandLine,
   commonBenchSettings,
@@ -30,6 +28,7 @@ import {
   warningsMarkdown,
   withWatchdog,
   type CommonBenchSettings,
+  type BatchingMode,
   type LatencySummary,
   type Machine,
   type Server,
@@ -66,21 +65,14 @@ function readSettings(argv: string[]): BenchSettings {
 // ---------------------------------------------------------------------------------------------------------------------
 // The servers: the capped mock upstream and Recall, batching off or on
 
-type Mode = 'off' | 'on';
+type Mode = BatchingMode;
 
 const children = new ChildProcesses();
 const loads = new LoadGenerator();
 
 /** Recall with default settings but for `embeddings.batch_window_ms` (0 = off), from a throwaway config file. */
-async function startRecallWith(mock: Server, mode: Mode): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'recall-bench-embeddings-'));
-  try {
-    const configFile = join(dir, 'recall.yaml');
-    writeFileSync(configFile, mode === 'off' ? 'embeddings:\n  batch_window_ms: 0\n' : '# defaults: batching on\n');
-    return await startRecall(children, { name: `Recall (batching ${mode})`, upstreamBaseUrl: `${mock.origin}/v1`, env: { RECALL_CONFIG: configFile } });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function startRecallWith(mock: Server, mode: Mode): Promise<Server> {
+  return startRecall(children, { name: `Recall (batching ${mode})`, upstreamBaseUrl: `${mock.origin}/v1`, configYaml: EMBEDDINGS_BATCHING_CONFIG[mode] });
 }
 
 async function fetchJson(url: string, method: 'GET' | 'POST' = 'GET'): Promise<unknown> {
@@ -122,15 +114,6 @@ function difference(after: BatchFigures, before: BatchFigures): BatchFigures {
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Measurements
-
-/** Every request of the run embeds its own input, so Recall's cache never answers one. */
-function distinctInputs(): { runId: string; nextBody: () => string } {
-  const runId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-  let counter = 0;
-  // encoding_format base64 is what the openai SDKs ask for by default.
-  const nextBody = (): string => JSON.stringify({ model: 'text-embedding-3-small', input: `bench ${runId} ${++counter} a sentence to embed`, encoding_format: 'base64' });
-  return { runId, nextBody };
-}
 
 interface Measurement {
   mode: Mode;
@@ -230,7 +213,7 @@ async function runBenchmark(argv: string[]): Promise<void> {
     const started = new Date();
     buildIfStale();
     const build = recallBuild();
-    const { runId, nextBody } = distinctInputs();
+    const { runId, nextBody } = distinctEmbeddingInputs();
     const mock = await startScript(children, 'mock upstream', 'mock-upstream.ts', [
       '--port', '0', '--latency-ms', String(settings.mockLatencyMs), '--max-concurrent', String(settings.maxConcurrent),
     ]);

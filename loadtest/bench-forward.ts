@@ -5,12 +5,12 @@
 //   npm run bench:forward -- [--duration 10] [--warmup 2] [--connections 50] [--rate 500] [--mock-latency-ms N]
 //   npm run bench:forward -- --profile     (saturation through Recall only, under `node --cpu-prof`; prints top costs)
 
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   buildIfStale,
+  CHAT_ROUTE,
   ChildProcesses,
   childCpuSeconds,
   commandLine,
@@ -20,6 +20,8 @@ import {
   medianBusyMsPerSecond,
   metOrNot,
   mockControl,
+  mockStats,
+  distinctPrompts,
   ms,
   ownCpuSeconds,
   parseBenchFlags,
@@ -44,7 +46,6 @@ import {
   type Server,
 } from './bench-harness.js';
 
-const CHAT_ROUTE = 'POST /v1/chat/completions';
 /** Time for requests cut off when autocannon stops to reach (or fail to reach) the mock before it is counted. */
 const SETTLE_MS = 300;
 
@@ -106,20 +107,8 @@ async function resetMock(mock: Server): Promise<void> {
 
 async function upstreamCount(mock: Server): Promise<UpstreamCount> {
   await sleep(SETTLE_MS);
-  const stats = (await mockControl(mock, 'GET', '/mock/stats')) as { byRoute?: Record<string, number>; aborted?: number };
-  return { chat: stats.byRoute?.[CHAT_ROUTE] ?? 0, aborted: stats.aborted ?? 0 };
-}
-
-// ---------------------------------------------------------------------------------------------------------------------
-// Request bodies
-
-/** Every request of the whole run gets its own prompt, so a caching Recall could never answer one from cache. */
-function distinctPrompts(): { runId: string; nextBody: () => string } {
-  const runId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-  let counter = 0;
-  const nextBody = (): string =>
-    JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `bench ${runId} ${++counter} say something short about caches` }] });
-  return { runId, nextBody };
+  const stats = await mockStats(mock);
+  return { chat: stats.byRoute[CHAT_ROUTE] ?? 0, aborted: stats.aborted };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

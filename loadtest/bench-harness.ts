@@ -1,11 +1,13 @@
 // The parts a Recall load benchmark is built from: child processes on loopback that always die with the run, autocannon
-// load with per-response hrtime latencies, CPU time per process from /proc, percentiles, and a `--cpu-prof` summary.
-// loadtest/bench-forward.ts, loadtest/bench-hits.ts and loadtest/bench-embeddings.ts are built from it.
+// load with per-response hrtime latencies, CPU time per process from /proc, percentiles, and a `--cpu-prof` summary;
+// the servers and requests several benchmarks share (the ceiling, priming a hit, distinct prompts, a storm). Every
+// loadtest/bench*.ts script is built from it; loadtest/bench.ts runs them all side by side.
 
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { arch, availableParallelism, cpus, platform } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { arch, availableParallelism, cpus, loadavg, platform, tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -128,7 +130,7 @@ export function runBenchmarkProcess(name: string, onSignal: string, loads: LoadG
 // Child processes, always stopped on exit, on error and on SIGINT
 
 /** Keeps the last few KB a child wrote to a pipe, for error messages. */
-function tail(stream: NodeJS.ReadableStream | null): () => string {
+export function tail(stream: NodeJS.ReadableStream | null): () => string {
   let text = '';
   stream?.on('data', (chunk: Buffer) => {
     text = (text + chunk.toString('utf8')).slice(-4_000);
@@ -148,25 +150,41 @@ export interface Server {
 /** Every child of a benchmark run; whatever happens, none outlives the run. */
 export class ChildProcesses {
   private readonly running = new Set<ChildProcess>();
+  /** Children started as the leader of their own process group (npx and what it runs), signalled as a group. */
+  private readonly groups = new Set<ChildProcess>();
 
-  spawn(command: string, args: string[], options: SpawnOptions): ChildProcess {
-    const child = spawn(command, args, options);
+  /** `group`: the child leads a process group of its own, and stop and killNow signal the whole group. */
+  spawn(command: string, args: string[], options: SpawnOptions, group = false): ChildProcess {
+    const child = spawn(command, args, group ? { ...options, detached: true } : options);
     this.running.add(child);
-    child.once('exit', () => this.running.delete(child));
+    if (group) this.groups.add(child);
+    child.once('exit', () => {
+      this.running.delete(child);
+      this.groups.delete(child);
+    });
     return child;
   }
 
-  async stop(child: ChildProcess): Promise<void> {
+  async stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
+    this.signal(child, signal);
+    const timer = setTimeout(() => this.signal(child, 'SIGKILL'), CHILD_STOP_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);
   }
 
   killNow(): void {
-    for (const child of this.running) child.kill('SIGKILL');
+    for (const child of this.running) this.signal(child, 'SIGKILL');
+  }
+
+  private signal(child: ChildProcess, signal: NodeJS.Signals): void {
+    try {
+      if (this.groups.has(child) && child.pid !== undefined) process.kill(-child.pid, signal);
+      else child.kill(signal);
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -234,13 +252,18 @@ export interface RecallOptions {
   upstreamBaseUrl: string;
   /** RECALL_* settings on top of host, port and upstream (e.g. RECALL_REDIS_URL). */
   env?: Record<string, string>;
+  /** A YAML config file's text, written to a throwaway file named by RECALL_CONFIG and removed once Recall is up. */
+  configYaml?: string;
   /** Flags for node itself, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** How long it may take to answer /healthz; default STARTUP_TIMEOUT_MS (a large cache snapshot takes longer to load). */
+  startupTimeoutMs?: number;
 }
 
 /** `node dist/main.js` with default settings (log level info included) apart from `env`, its stdout going to /dev/null. */
 export async function startRecall(children: ChildProcesses, options: RecallOptions): Promise<Server> {
   const port = await freePort();
+  const configDir = options.configYaml === undefined ? undefined : mkdtempSync(join(tmpdir(), 'recall-bench-config-'));
   // What a user gets by default: no config file and no RECALL_* setting (log level, upstream key, Redis…) from the caller's shell.
   const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('RECALL_'));
   const env: NodeJS.ProcessEnv = {
@@ -250,30 +273,197 @@ export async function startRecall(children: ChildProcesses, options: RecallOptio
     RECALL_UPSTREAM_URL: options.upstreamBaseUrl,
     ...options.env,
   };
-  const child = children.spawn(process.execPath, [...(options.nodeFlags ?? []), join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const recall: Server = { name: options.name, process: child, origin: `http://127.0.0.1:${port}`, stderr: tail(child.stderr) };
-  await waitForHealthz(recall);
-  return recall;
+  try {
+    if (configDir !== undefined) {
+      env.RECALL_CONFIG = join(configDir, 'recall.yaml');
+      writeFileSync(env.RECALL_CONFIG, options.configYaml ?? '');
+    }
+    const child = children.spawn(process.execPath, [...(options.nodeFlags ?? []), join(ROOT, 'dist', 'main.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const recall: Server = { name: options.name, process: child, origin: `http://127.0.0.1:${port}`, stderr: tail(child.stderr) };
+    await waitForOk(recall, '/healthz', options.startupTimeoutMs ?? STARTUP_TIMEOUT_MS);
+    return recall;
+  } finally {
+    if (configDir !== undefined) rmSync(configDir, { recursive: true, force: true });
+  }
 }
 
-async function waitForHealthz(recall: Server): Promise<void> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+/** Polls `path` until the server answers 2xx; fails when the process exits first or `timeoutMs` passes. */
+export async function waitForOk(server: Server, path: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (recall.process.exitCode !== null) throw new Error(`${recall.name} exited early (${recall.process.exitCode}): ${recall.stderr()}`);
+    if (server.process.exitCode !== null) throw new Error(`${server.name} exited early (${server.process.exitCode}): ${server.stderr()}`);
     try {
-      const response = await fetch(`${recall.origin}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      const response = await fetch(`${server.origin}${path}`, { signal: AbortSignal.timeout(1_000) });
       if (response.ok) return;
     } catch {
       // not listening yet
     }
     await sleep(100);
   }
-  throw new Error(`${recall.name} did not answer /healthz within ${STARTUP_TIMEOUT_MS} ms: ${recall.stderr()}`);
+  throw new Error(`${server.name} did not answer ${path} within ${timeoutMs} ms: ${server.stderr()}`);
 }
 
 export function buildIfStale(): void {
   const result = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-if-stale.mjs')], { cwd: ROOT, stdio: 'inherit' });
   if (result.status !== 0) throw new Error(`build failed (exit ${result.status ?? result.signal})`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// What several benchmarks share: the mock's counters, the ceiling, a primed hit, distinct and near-repeat requests
+
+export const CHAT_ROUTE = 'POST /v1/chat/completions';
+export const CACHE_HEADER = 'x-recall-cache';
+/** The client key of every benchmark request; it selects the tenant partition Recall caches under. */
+export const BENCH_API_KEY = 'sk-bench';
+export const BENCH_HEADERS = { 'content-type': 'application/json', authorization: `Bearer ${BENCH_API_KEY}` } as const;
+
+export interface MockStats {
+  byRoute: Record<string, number>;
+  aborted: number;
+  peakInProgress: number;
+}
+
+/** The mock upstream's counters (GET /mock/stats). */
+export async function mockStats(mock: Server): Promise<MockStats> {
+  const stats = (await mockControl(mock, 'GET', '/mock/stats')) as Partial<MockStats>;
+  return { byRoute: stats.byRoute ?? {}, aborted: stats.aborted ?? 0, peakInProgress: stats.peakInProgress ?? 0 };
+}
+
+/** Calls of `route` (e.g. CHAT_ROUTE) the mock has received since its last reset. */
+export async function mockRouteCount(mock: Server, route: string): Promise<number> {
+  return (await mockStats(mock)).byRoute[route] ?? 0;
+}
+
+/** A chat completion request with one user message, as JSON. */
+export function chatBody(content: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra });
+}
+
+export interface Priming {
+  /** x-recall-cache of each call until the first HIT; a fresh Recall gives exactly [MISS, HIT]. */
+  outcomes: string[];
+  /** The hit's body, byte for byte. */
+  body: Buffer;
+}
+
+/** Sends `body` until Recall answers it from its cache (the second call should already be a HIT). */
+export async function primeHit(recall: Server, body: string): Promise<Priming> {
+  const outcomes: string[] = [];
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const response = await fetch(`${recall.origin}/v1/chat/completions`, { method: 'POST', headers: BENCH_HEADERS, body, signal: AbortSignal.timeout(5_000) });
+    const answer = Buffer.from(await response.arrayBuffer());
+    if (response.status !== 200) throw new Error(`${recall.name} answered the benchmark request with ${response.status}: ${answer.toString('utf8').slice(0, 500)}`);
+    const outcome = response.headers.get(CACHE_HEADER) ?? ABSENT;
+    outcomes.push(outcome);
+    if (outcome === 'HIT') return { outcomes, body: answer };
+    await sleep(100);
+  }
+  throw new Error(`${recall.name} never answered the benchmark request from its cache: ${outcomes.join(', ')}`);
+}
+
+/** loadtest/ceiling-server.ts answering every chat completion with `answer`; it reads the bytes from a file that is gone once it listens. */
+export async function startCeiling(children: ChildProcesses, answer: Buffer, nodeFlags: string[] = []): Promise<Server> {
+  const dir = mkdtempSync(join(tmpdir(), 'recall-bench-ceiling-'));
+  try {
+    const bodyFile = join(dir, 'answer.json');
+    writeFileSync(bodyFile, answer);
+    return await startScript(children, 'ceiling', 'ceiling-server.ts', ['--port', '0', '--body-file', bodyFile], nodeFlags);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Request bodies that are all different (`make` gets the run's id and a counter), so that no cache can answer one and
+ * no two coalesce.
+ */
+export function distinctBodies(make: (runId: string, n: number) => string): { runId: string; nextBody: () => string } {
+  const runId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  let counter = 0;
+  return { runId, nextBody: () => make(runId, ++counter) };
+}
+
+/** Chat completions with a prompt of their own each: every one a miss. */
+export function distinctPrompts(): { runId: string; nextBody: () => string } {
+  return distinctBodies((runId, n) => chatBody(`bench ${runId} ${n} say something short about caches`));
+}
+
+/** Single-input embeddings requests, every input distinct: every one a miss. */
+export function distinctEmbeddingInputs(): { runId: string; nextBody: () => string } {
+  // encoding_format base64 is what the openai SDKs ask for by default.
+  return distinctBodies((runId, n) => JSON.stringify({ model: 'text-embedding-3-small', input: `bench ${runId} ${n} a sentence to embed`, encoding_format: 'base64' }));
+}
+
+export type BatchingMode = 'off' | 'on';
+
+/** Recall's configuration with embeddings batching off or on: defaults, but for `embeddings.batch_window_ms: 0` (off). */
+export const EMBEDDINGS_BATCHING_CONFIG: Record<BatchingMode, string> = { off: 'embeddings:\n  batch_window_ms: 0\n', on: '# defaults: batching on\n' };
+
+/**
+ * Near-repeats of `question` that the exact tier cannot answer and the semantic tier can: other bytes (case, trailing
+ * spaces), so other exact keys, and the same words, so the same vector.
+ */
+export function semanticVariants(question: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => chatBody(`${i % 2 === 1 ? question.toUpperCase() : question}${' '.repeat(1 + (i >> 1))}`));
+}
+
+/** Cycles through `bodies`. */
+export function roundRobin(bodies: readonly string[]): () => string {
+  let i = 0;
+  return () => bodies[i++ % bodies.length] as string;
+}
+
+export interface Storm {
+  requests: number;
+  ok: number;
+  /** Chat completions the upstream received for the storm. */
+  upstreamCalls: number;
+  /** Values of x-recall-cache. */
+  outcomes: Record<string, number>;
+  latency: LatencySummary;
+}
+
+/** `size` identical requests for a prompt nobody asked before, all at once (one connection each). */
+export async function identicalStorm(target: Server, mock: Server, size: number, body: string): Promise<Storm> {
+  const before = await mockRouteCount(mock, CHAT_ROUTE);
+  const latencies: number[] = [];
+  const outcomes: Record<string, number> = {};
+  let ok = 0;
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: target.origin,
+        connections: size,
+        amount: size,
+        timeout: 30,
+        headers: BENCH_HEADERS,
+        requests: [{
+          method: 'POST', path: '/v1/chat/completions', body,
+          onResponse: (status, _body, _context, headers) => {
+            if (status === 200) ok++;
+            const outcome = String(headers?.[CACHE_HEADER] ?? ABSENT);
+            outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+          },
+        }],
+      },
+      (error: unknown, done: autocannon.Result) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(done)),
+    );
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+  });
+  if (result.errors > 0 || result.timeouts > 0) throw new Error(`storm on ${target.name}: ${result.errors} errors, ${result.timeouts} timeouts`);
+  await sleep(200);
+  const upstreamCalls = (await mockRouteCount(mock, CHAT_ROUTE)) - before;
+  return { requests: latencies.length, ok, upstreamCalls, outcomes, latency: summariseLatency(Float64Array.from(latencies)) };
+}
+
+/** Resident memory of a child in bytes (Linux /proc); NaN where that is not available. */
+export function childRssBytes(child: ChildProcess): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+    return match === null ? Number.NaN : Number(match[1]) * 1024;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -294,6 +484,8 @@ export interface LoadOptions {
   staggered?: boolean;
   /** The same body for every request, or a new one per request. */
   body: string | (() => string);
+  /** Headers on top of content-type and the benchmark's API key (e.g. a peer gateway's routing headers). */
+  headers?: Record<string, string>;
   /**
    * Counts the values of this response header (lower case), `(absent)` included. It makes autocannon build a header
    * object per response, a client cost that is the same for every target.
@@ -427,7 +619,7 @@ export class LoadGenerator {
       connections,
       duration: options.durationS,
       ...(overallRate === undefined ? {} : { overallRate }),
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
+      headers: { ...BENCH_HEADERS, ...options.headers },
       requests: [request],
     };
   }
@@ -470,6 +662,68 @@ export function machineCpuSeconds(): number {
 export function ownCpuSeconds(): number {
   const own = process.cpuUsage();
   return (own.user + own.system) / 1e6;
+}
+
+/** CPU seconds every process on the machine has used so far, by pid, with its command line (Linux /proc). */
+function processCpuSeconds(): Map<number, { cpuS: number; command: string }> {
+  const all = new Map<number, { cpuS: number; command: string }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+      const command = cmdline === '' ? stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) : cmdline;
+      all.set(Number(name), { cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S, command: command.slice(0, 70) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all;
+}
+
+export interface MachineLoad {
+  /** ISO time of the sample. */
+  at: string;
+  /** 1, 5 and 15 minute load averages. */
+  loadAverage: number[];
+  /** Other processes that used more than a tenth of a core over the sample, busiest first: `0.85 cores: <command>`. */
+  busyProcesses: string[];
+}
+
+/** How busy the machine is right now: load averages, and the processes (other than this one) busy over `sampleMs`. */
+export async function machineLoad(sampleMs = 1_000): Promise<MachineLoad> {
+  const before = processCpuSeconds();
+  await sleep(sampleMs);
+  const after = processCpuSeconds();
+  const busy: { cores: number; command: string }[] = [];
+  for (const [pid, { cpuS, command }] of after) {
+    const cores = (cpuS - (before.get(pid)?.cpuS ?? cpuS)) / (sampleMs / 1_000);
+    if (pid !== process.pid && cores > 0.1) busy.push({ cores, command });
+  }
+  busy.sort((a, b) => b.cores - a.cores);
+  return {
+    at: new Date().toISOString(),
+    loadAverage: loadavg().map((value) => Math.round(value * 100) / 100),
+    busyProcesses: busy.slice(0, 5).map(({ cores, command }) => `${cores.toFixed(2)} cores: ${command}`),
+  };
+}
+
+/** The time a whole run may take: each step asks it first, and a step that no longer fits is skipped and reported. */
+export class Deadline {
+  private readonly endsAt: number;
+
+  constructor(readonly budgetMs: number) {
+    this.endsAt = performance.now() + budgetMs;
+  }
+
+  remainingMs(): number {
+    return this.endsAt - performance.now();
+  }
+
+  allows(ms: number): boolean {
+    return this.remainingMs() >= ms;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -5,13 +5,13 @@
 //   npm run bench:hits -- [--duration 10] [--warmup 2] [--connections 50] [--rate 5000] [--instances 50]
 //   npm run bench:hits -- --profile     (saturation on the ceiling and on Recall-memory under `node --cpu-prof`; prints top costs)
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  ABSENT,
   buildIfStale,
+  CACHE_HEADER,
+  CHAT_ROUTE,
+  chatBody,
   ChildProcesses,
   childCpuSeconds,
   commandLine,
@@ -20,6 +20,7 @@ import {
   machine,
   machineCpuSeconds,
   mockControl,
+  mockRouteCount,
   medianBusyMsPerSecond,
   metOrNot,
   ms,
@@ -27,6 +28,7 @@ import {
   parseBenchFlags,
   peakPerWindow,
   positiveNumber,
+  primeHit,
   profileSummary,
   recallBuild,
   reportHeading,
@@ -34,6 +36,7 @@ import {
   runBenchmarkProcess,
   saveAndPrintReport,
   startRecall,
+  startCeiling,
   startRedis,
   startScript,
   STARTUP_TIMEOUT_MS,
@@ -49,9 +52,7 @@ import {
 } from './bench-harness.js';
 
 /** The one request of the whole benchmark; its repeats are cache hits. */
-const BENCH_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'bench hits: say something short about caches' }] });
-const CACHE_HEADER = 'x-recall-cache';
-const CHAT_ROUTE = 'POST /v1/chat/completions';
+const BENCH_BODY = chatBody('bench hits: say something short about caches');
 /** Time for requests cut off when autocannon stops to reach (or fail to reach) the mock before it is counted. */
 const SETTLE_MS = 300;
 const PEAK_WINDOW_MS = 10;
@@ -104,34 +105,7 @@ interface Fleet {
 
 async function upstreamChatCount(mock: Server): Promise<number> {
   await sleep(SETTLE_MS);
-  const stats = (await mockControl(mock, 'GET', '/mock/stats')) as { byRoute?: Record<string, number> };
-  return stats.byRoute?.[CHAT_ROUTE] ?? 0;
-}
-
-interface Priming {
-  /** x-recall-cache of each call until the first HIT; the brief expects exactly [MISS, HIT]. */
-  outcomes: string[];
-  body: Buffer;
-}
-
-/** Sends the benchmark request until Recall answers it from its cache (the second call should already be a HIT). */
-async function prime(recall: Server): Promise<Priming> {
-  const outcomes: string[] = [];
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const response = await fetch(`${recall.origin}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
-      body: BENCH_BODY,
-      signal: AbortSignal.timeout(5_000),
-    });
-    const body = Buffer.from(await response.arrayBuffer());
-    if (response.status !== 200) throw new Error(`${recall.name} answered the benchmark request with ${response.status}: ${body.toString('utf8').slice(0, 500)}`);
-    const outcome = response.headers.get(CACHE_HEADER) ?? ABSENT;
-    outcomes.push(outcome);
-    if (outcome === 'HIT') return { outcomes, body };
-    await sleep(100);
-  }
-  throw new Error(`${recall.name} never answered the benchmark request from its cache: ${outcomes.join(', ')}`);
+  return mockRouteCount(mock, CHAT_ROUTE);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -393,7 +367,7 @@ async function startFleet(children: ChildProcesses, profileDir: string | undefin
   const mock = await startScript(children, 'mock upstream', 'mock-upstream.ts', ['--port', '0', '--latency-ms', '0']);
   const upstreamBaseUrl = `${mock.origin}/v1`;
   const memory = await startRecall(children, { name: 'Recall (memory)', upstreamBaseUrl, nodeFlags: cpuProf('memory') });
-  const memoryPriming = await prime(memory);
+  const memoryPriming = await primeHit(memory, BENCH_BODY);
   const ceiling = await startCeiling(children, memoryPriming.body, cpuProf('ceiling'));
   if (profileDir !== undefined) {
     const fleet: Fleet = { mock, targets: { ceiling: { server: ceiling }, memory: { server: memory } } };
@@ -401,7 +375,7 @@ async function startFleet(children: ChildProcesses, profileDir: string | undefin
   }
   const redisServer = await startRedis(children);
   const redis = await startRecall(children, { name: 'Recall (Redis)', upstreamBaseUrl, env: { RECALL_REDIS_URL: redisServer.origin } });
-  const redisPriming = await prime(redis);
+  const redisPriming = await primeHit(redis, BENCH_BODY);
   return {
     fleet: { mock, targets: { ceiling: { server: ceiling }, memory: { server: memory }, redis: { server: redis, store: redisServer } } },
     priming: {
@@ -411,18 +385,6 @@ async function startFleet(children: ChildProcesses, profileDir: string | undefin
       sameBodyFromBothStores: memoryPriming.body.equals(redisPriming.body),
     },
   };
-}
-
-/** The ceiling reads the bytes to answer with from a file at start; the file is gone once it listens. */
-async function startCeiling(children: ChildProcesses, answer: Buffer, nodeFlags: string[]): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'recall-bench-hits-'));
-  try {
-    const bodyFile = join(dir, 'answer.json');
-    writeFileSync(bodyFile, answer);
-    return await startScript(children, 'ceiling', 'ceiling-server.ts', ['--port', '0', '--body-file', bodyFile], nodeFlags);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 async function stopFleet(children: ChildProcesses, fleet: Fleet): Promise<void> {

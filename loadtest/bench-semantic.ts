@@ -5,7 +5,7 @@
 // exact hits (the same request repeated) and semantic hits (surface variants of it, exact misses every time).
 //   npm run bench:semantic [-- --sizes 10000,100000 --dimensions 512 --queries 1000 --e2e-duration 5 --connections 50]
 import { parseArgs } from 'node:util';
-import { buildIfStale, ChildProcesses, LoadGenerator, startRecall, startScript, summariseLatency } from './bench-harness.js';
+import { BENCH_HEADERS, buildIfStale, CACHE_HEADER, chatBody, ChildProcesses, LoadGenerator, roundRobin, semanticVariants, startRecall, startScript, summariseLatency } from './bench-harness.js';
 import { cosine } from '../src/cache/semantic/embedder.js';
 import { LocalEmbedder } from '../src/cache/semantic/local-embedder.js';
 import { VectorIndex } from '../src/cache/semantic/vector-index.js';
@@ -77,16 +77,14 @@ if (e2eDurationS > 0) {
     const mock = await startScript(children, 'mock upstream', 'mock-upstream.ts', ['--port', '0']);
     const recall = await startRecall(children, { name: 'recall', upstreamBaseUrl: `${mock.origin}/v1` });
     const question = 'bench semantic: how do I keep my sourdough starter alive while I travel?';
-    const body = (content: string) => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
-    // Surface variants: other bytes, so other exact keys, and the same words, so the same vector.
-    const variants = Array.from({ length: 32 }, (_, i) => body(`${i % 2 ? question.toUpperCase() : question}${' '.repeat(1 + (i >> 1))}`));
-    const post = (b: string) => fetch(`${recall.origin}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b });
-    await post(body(question));
+    const variants = semanticVariants(question, 32);
+    const post = (b: string) => fetch(`${recall.origin}/v1/chat/completions`, { method: 'POST', headers: BENCH_HEADERS, body: b });
+    await post(chatBody(question));
     const check = await post(variants[0]!);
-    if (check.headers.get('x-recall-cache') !== 'SEMANTIC') throw new Error(`a variant was answered ${check.headers.get('x-recall-cache')}, not SEMANTIC`);
+    if (check.headers.get(CACHE_HEADER) !== 'SEMANTIC') throw new Error(`a variant was answered ${check.headers.get(CACHE_HEADER)}, not SEMANTIC`);
     const connections = Number(args.connections);
-    for (const [name, next] of [['exact hits', () => body(question)], ['semantic hits', (() => { let i = 0; return () => variants[i++ % variants.length]!; })()]] as const) {
-      const run = await loads.run({ origin: recall.origin, connections, durationS: e2eDurationS, body: next, tallyHeader: 'x-recall-cache' });
+    for (const [name, next] of [['exact hits', () => chatBody(question)], ['semantic hits', roundRobin(variants)]] as const) {
+      const run = await loads.run({ origin: recall.origin, connections, durationS: e2eDurationS, body: next, tallyHeader: CACHE_HEADER });
       const latency = summariseLatency(run.latenciesMs);
       console.log(JSON.stringify({ scenario: name, connections, duration_s: e2eDurationS, requests_per_s: Math.round(run.requestsPerSecond), p50_ms: +latency.p50.toFixed(2), p99_ms: +latency.p99.toFixed(2), x_recall_cache: run.headerTally, non2xx: run.non2xx }));
     }

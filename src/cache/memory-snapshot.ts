@@ -2,7 +2,7 @@
 // and on shutdown, loaded at start with expired entries dropped. The file holds cached answers and the tenant HMAC
 // secret, so it is written readable by its owner only.
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { MemoryStore } from './memory-store.js';
 
@@ -34,40 +34,55 @@ export class MemorySnapshot {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Loads the file into the store; returns the tenant secret it was saved with, if any. A bad file is reported, not fatal. */
+  /**
+   * Loads the file into the store, line by line (a snapshot of a million entries is larger than the longest string V8
+   * can hold); returns the tenant secret it was saved with, if any. A bad file is reported, not fatal.
+   */
   async load(): Promise<string | undefined> {
-    let text: string;
+    let file: FileHandle;
     try {
-      text = await readFile(this.path, 'utf8');
+      file = await open(this.path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err, path: this.path }, 'cache snapshot cannot be read; starting empty');
       return undefined;
     }
-    const lines = text.split('\n');
-    let header: SnapshotHeader;
-    try {
-      header = JSON.parse(lines[0] ?? '') as SnapshotHeader;
-      if (header.format !== FORMAT || typeof header.tenantSecret !== 'string') throw new Error(`unknown format ${String(header.format)}`);
-    } catch (err) {
-      this.log.warn({ err, path: this.path }, 'cache snapshot has an unknown format; starting empty');
-      return undefined;
-    }
     const now = this.now();
+    let header: SnapshotHeader | undefined;
     let loaded = 0;
     let expired = 0;
-    for (const line of lines.slice(1)) {
-      if (line === '') continue;
-      try {
-        const entry = JSON.parse(line) as SnapshotLine;
-        if (entry.e <= now) {
-          expired++;
+    try {
+      for await (const line of file.readLines({ encoding: 'utf8' })) {
+        if (header === undefined) {
+          try {
+            header = JSON.parse(line) as SnapshotHeader;
+            if (header.format !== FORMAT || typeof header.tenantSecret !== 'string') throw new Error(`unknown format ${String(header.format)}`);
+          } catch (err) {
+            this.log.warn({ err, path: this.path }, 'cache snapshot has an unknown format; starting empty');
+            return undefined;
+          }
           continue;
         }
-        await this.store.set(entry.k, { body: Buffer.from(entry.b, 'base64'), storedAt: entry.s, expiresAt: entry.e, hits: entry.h });
-        loaded++;
-      } catch {
-        // A torn line cannot happen with the atomic rename, but a hand-edited file can hold one: skip it.
+        if (line === '') continue;
+        try {
+          const entry = JSON.parse(line) as SnapshotLine;
+          if (entry.e <= now) {
+            expired++;
+            continue;
+          }
+          await this.store.set(entry.k, { body: Buffer.from(entry.b, 'base64'), storedAt: entry.s, expiresAt: entry.e, hits: entry.h });
+          loaded++;
+        } catch {
+          // A torn line cannot happen with the atomic rename, but a hand-edited file can hold one: skip it.
+        }
       }
+    } catch (err) {
+      this.log.warn({ err, path: this.path, loaded }, 'cache snapshot could not be read to the end; keeping what was loaded');
+    } finally {
+      await file.close().catch(() => undefined);
+    }
+    if (header === undefined) {
+      this.log.warn({ path: this.path }, 'cache snapshot has an unknown format; starting empty');
+      return undefined;
     }
     this.log.info({ path: this.path, loaded, expired }, 'cache snapshot loaded');
     return header.tenantSecret;
