@@ -61,7 +61,8 @@ beforeEach(() => mock.reset());
 describe('three instances on a Redis Cluster', () => {
   it('an answer stored through one instance is an exact hit on the other two, with keys on every master', async () => {
     const [a, b, c] = instances;
-    const prompts = Array.from({ length: 12 }, fresh);
+    // 30 keys: the chance that the slots of all of them miss one of three masters is 3 × (2/3)^30, about 1 in 60,000.
+    const prompts = Array.from({ length: 30 }, fresh);
     const first = await Promise.all(prompts.map((p) => a.client().chat.completions.create(chat(p)).withResponse()));
     expect(first.map((r) => r.response.headers.get('x-recall-cache'))).toEqual(prompts.map(() => 'MISS'));
     for (const instance of [b, c]) {
@@ -128,12 +129,15 @@ describe('three instances on a Redis Cluster', () => {
   });
 });
 
-describe('rate limits on the Cluster', () => {
+describe('rate limits and token budgets on the Cluster', () => {
+  const BUDGET = 5_000;
+  const onLimitedInstances = (limits: Record<string, number>) => Promise.all([0, 1, 2].map(() => startRecall({
+    'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.password': PASSWORD, 'redis.key_prefix': `${PREFIX}limits:`,
+    'redis.command_timeout_ms': 1_000, 'semantic.enabled': false, ...limits,
+  })));
+
   it("count one key's requests on all three instances against one limit, and keep other keys apart", async () => {
-    const limited = await Promise.all([0, 1, 2].map(() => startRecall({
-      'upstream.url': mock.baseURL, 'redis.cluster': cluster.seeds, 'redis.password': PASSWORD, 'redis.key_prefix': `${PREFIX}limits:`,
-      'redis.command_timeout_ms': 1_000, 'limits.requests_per_minute': 3, 'semantic.enabled': false,
-    })));
+    const limited = await onLimitedInstances({ 'limits.requests_per_minute': 3 });
     try {
       const apiKey = `sk-cluster-limits-${process.pid}`;
       const remaining: (string | null)[] = [];
@@ -146,6 +150,28 @@ describe('rate limits on the Cluster', () => {
       expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
       const other = await limited[2]!.client({ apiKey: `${apiKey}-other` }).chat.completions.create(chat(fresh())).withResponse();
       expect(other.response.headers.get('x-ratelimit-remaining-requests')).toBe('2');
+    } finally {
+      await Promise.all(limited.map((i) => i.close()));
+    }
+  }, 60_000);
+
+  it("spend one token budget per key across the instances, corrected to each answer's usage", async () => {
+    const limited = await onLimitedInstances({ 'limits.tokens_per_minute': BUDGET });
+    try {
+      const apiKey = `sk-cluster-budget-${process.pid}`;
+      const spend = async (instance: RunningRecall, key: string) => {
+        const { data, response } = await instance.client({ apiKey: key }).chat.completions.create({ ...chat(fresh()), max_tokens: 400 }).withResponse();
+        return { usage: data.usage!.total_tokens, remaining: Number(response.headers.get('x-ratelimit-remaining-tokens')) };
+      };
+      const first = await spend(limited[0]!, apiKey);
+      // The prompts are the same length, so each call reserves the same estimate before its usage is known.
+      const estimate = BUDGET - first.remaining;
+      const second = await spend(limited[1]!, apiKey);
+      expect(second.remaining).toBe(BUDGET - first.usage - estimate);
+      const third = await spend(limited[2]!, apiKey);
+      expect(third.remaining).toBe(BUDGET - first.usage - second.usage - estimate);
+      const otherKey = await spend(limited[2]!, `${apiKey}-other`);
+      expect(otherKey.remaining).toBe(BUDGET - estimate);
     } finally {
       await Promise.all(limited.map((i) => i.close()));
     }
