@@ -16,8 +16,6 @@ const WORKERS = 6;
 /** Bounds of the load: it stops by itself after this long or this many requests, whichever comes first. */
 const MAX_LOAD_MS = 60_000;
 const MAX_REQUESTS = 30_000;
-/** Hits on the lost master's keys must come back for this long before the load stops. */
-const HITS_AFTER_FAILOVER_MS = 1_000;
 
 let cluster: ThrowawayCluster;
 let mock: MockUpstream;
@@ -92,10 +90,15 @@ describe('Redis Cluster failover under load', () => {
     await cluster.kill(victim);
     await cluster.settled();
     const failoverMs = Date.now() - killedAt;
-    // Wait (within the load's own bound) until a lost key is a hit again, then keep the load on a little longer.
+    // Wait (within the load's own bound) until a lost key is a hit again, then keep the load on until every prompt has
+    // been sent once more after that, 1 s at least: the last answer of each lost key then comes from after the switch.
     const hitAgain = () => outcomes.find((o) => o.sentAt > killedAt && lost.has(o.prompt) && o.cache === 'HIT');
-    while (hitAgain() === undefined && Date.now() - started < MAX_LOAD_MS) await new Promise((resolve) => setTimeout(resolve, 50));
-    await new Promise((resolve) => setTimeout(resolve, HITS_AFTER_FAILOVER_MS));
+    const waitUntil = async (done: () => boolean) => {
+      while (!done() && Date.now() - started < MAX_LOAD_MS) await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    await waitUntil(() => hitAgain() !== undefined);
+    const after = Date.now();
+    await waitUntil(() => Date.now() - after >= 1_000 && new Set(outcomes.filter((o) => o.sentAt > after).map((o) => o.prompt)).size === PROMPTS);
     stop = true;
     await load;
 
