@@ -1,4 +1,5 @@
-// Chooses and opens the exact tier's store from the config: Redis when a URL is set, otherwise the in-memory store
+// Chooses and opens the exact tier's store from the config: Redis when one is configured (a URL, Cluster seeds or
+// sentinels), otherwise the in-memory store
 // (with its snapshot file when configured), and settles the tenant HMAC secret that partitions must share.
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
@@ -6,6 +7,7 @@ import type { RecallConfig } from '../config/schema.js';
 import type { StoreFigures } from '../metrics/catalog.js';
 import { MemorySnapshot } from './memory-snapshot.js';
 import { MemoryStore } from './memory-store.js';
+import { redisTarget } from './redis-connection.js';
 import { RedisStore } from './redis-store.js';
 import { keepExpiredMs } from './stale.js';
 import type { CacheStore } from './store.js';
@@ -25,9 +27,10 @@ const REDIS_STARTUP_WAIT_MS = 2_000;
 
 export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogger): Promise<OpenedStore> {
   const candidate = config.cache.tenantSecret ?? randomBytes(32).toString('hex');
-  if (config.redis.url !== undefined) {
+  const target = redisTarget(config.redis);
+  if (target !== undefined) {
     const redis = new RedisStore({
-      url: config.redis.url,
+      target,
       keyPrefix: config.redis.keyPrefix,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       connectTimeoutMs: config.redis.connectTimeoutMs,

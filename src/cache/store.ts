@@ -1,4 +1,4 @@
-// The interface every exact-tier store implements (memory now, Redis with scale-out), and the entry it holds.
+// The interface every exact-tier store implements (memory, or Redis: standalone, Cluster or Sentinel), and the entry it holds.
 
 /** One cached answer and when it was stored. */
 export interface CacheEntry {

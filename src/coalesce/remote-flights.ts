@@ -1,8 +1,9 @@
 // Coalescing across instances on one Redis: the instance that takes a key's lock (SET NX PX) calls the upstream;
 // the others wait for its "done" message on a pub/sub channel, not by polling, then read the entry it stored.
 // The lock lives only while its holder refreshes it, so a crashed leader's lock expires within one lock TTL.
+// On a Cluster each lock is one key (its Lua scripts touch only it) and the channel is cluster-wide pub/sub.
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { sideConnection, type RedisConnection } from '../cache/redis-connection.js';
 
 /** The outcome of trying to lead a key across instances. */
 export type LockAttempt =
@@ -23,13 +24,13 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 const REFRESH = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 export class RemoteFlights {
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisConnection;
   private readonly channel: string;
   private readonly lockPrefix: string;
   private readonly watchers = new Map<string, Set<() => void>>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     keyPrefix: string,
     private readonly lockTtlMs: number,
   ) {
@@ -38,8 +39,7 @@ export class RemoteFlights {
     this.lockPrefix = `recall-meta:${keyPrefix}lock:`;
     // A subscribed connection can send nothing else; it queues its SUBSCRIBE until connected and resubscribes after
     // every reconnect on its own.
-    this.subscriber = redis.duplicate({ enableOfflineQueue: true, connectionName: 'recall-flights' });
-    this.subscriber.on('error', () => undefined);
+    this.subscriber = sideConnection(redis, { connectionName: 'recall-flights' });
     this.subscriber.on('message', (_channel: string, key: string) => {
       for (const wake of this.watchers.get(key) ?? []) wake();
     });

@@ -2,7 +2,7 @@
 // environment (env wins). Any bad value stops the start with one line naming the key, the value and what is allowed.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CONFIG_FILE_ENV, SETTINGS, type Environment, type RecallConfig, type Setting } from './schema.js';
+import { CONFIG_FILE_ENV, SETTINGS, type Environment, type HostPort, type RecallConfig, type Setting } from './schema.js';
 import { limitSettingsProblem } from '../limits/limit-settings.js';
 
 const HTTP_PROTOCOLS = ['http:', 'https:'];
@@ -48,12 +48,40 @@ export function loadConfig(options: LoadOptions = {}): RecallConfig {
     setPath(config, setting.field, coerce(setting, value, origin, env));
   }
   const typed = config as unknown as RecallConfig;
-  if (typed.redis.cluster !== undefined) {
-    throw new ConfigError('redis.cluster (RECALL_REDIS_CLUSTER) is not supported yet: use redis.url (RECALL_REDIS_URL) with a standalone Redis');
-  }
+  checkRedisChoice(typed.redis);
   const limitsProblem = limitSettingsProblem(typed.auth, typed.limits, typed.upstream.apiKey);
   if (limitsProblem !== undefined) throw new ConfigError(`invalid setting ${limitsProblem}`);
   return typed;
+}
+
+/** One way to reach Redis at a time, and the settings each way needs. */
+function checkRedisChoice(redis: RecallConfig['redis']): void {
+  const chosen = [
+    redis.url !== undefined && 'redis.url (RECALL_REDIS_URL)',
+    redis.cluster !== undefined && 'redis.cluster (RECALL_REDIS_CLUSTER)',
+    redis.sentinels !== undefined && 'redis.sentinels (RECALL_REDIS_SENTINELS)',
+  ].filter((name) => name !== false);
+  if (chosen.length > 1) {
+    throw new ConfigError(`${chosen.join(' and ')} are both set: Recall uses one Redis, a standalone server (url), a Cluster or one found through Sentinel; set only one`);
+  }
+  if (redis.sentinels !== undefined && redis.sentinelName === undefined) {
+    throw new ConfigError('redis.sentinels (RECALL_REDIS_SENTINELS) needs redis.sentinel_name (RECALL_REDIS_SENTINEL_NAME): the master group the sentinels monitor');
+  }
+  if (redis.sentinelName !== undefined && redis.sentinels === undefined) {
+    throw new ConfigError('redis.sentinel_name (RECALL_REDIS_SENTINEL_NAME) is set but redis.sentinels (RECALL_REDIS_SENTINELS) is not: list the sentinels as host:port');
+  }
+  if (redis.password !== undefined && redis.cluster === undefined && redis.sentinels === undefined) {
+    throw new ConfigError('redis.password (RECALL_REDIS_PASSWORD) applies to redis.cluster or redis.sentinels only; put a standalone server\'s password in redis.url (redis://:password@host:port)');
+  }
+}
+
+/** `host:port` or `[ipv6]:port`; undefined when it is neither. */
+function parseHostPort(text: string): HostPort | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (match === null) return undefined;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65_535) return undefined;
+  return { host: match[1] ?? match[2]!, port };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -124,7 +152,7 @@ function coerce(setting: Setting, value: unknown, origin: string, env: Environme
     }
   }
   if (value === undefined || value === null) {
-    if ((setting.type === 'string' || setting.type === 'url') && setting.default === undefined) return undefined;
+    if ((setting.type === 'string' || setting.type === 'url' || setting.type === 'hosts') && setting.default === undefined) return undefined;
     return fail(`set (${describeAllowed(setting)})`);
   }
   switch (setting.type) {
@@ -172,6 +200,19 @@ function coerce(setting: Setting, value: unknown, origin: string, env: Environme
       if (!setting.values.includes(text)) return fail(describeAllowed(setting));
       return text;
     }
+    case 'hosts': {
+      const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : undefined;
+      if (items === undefined || items.some((item) => typeof item !== 'string')) return fail(describeAllowed(setting));
+      const texts = (items as string[]).map((item) => item.trim()).filter((item) => item !== '');
+      if (texts.length === 0) return fail(describeAllowed(setting));
+      const hosts: HostPort[] = [];
+      for (const text of texts) {
+        const host = parseHostPort(text);
+        if (host === undefined) return fail(`${describeAllowed(setting)}; ${JSON.stringify(text)} is not host:port with a port from 1 to 65535`);
+        hosts.push(host);
+      }
+      return hosts;
+    }
   }
 }
 
@@ -192,5 +233,7 @@ export function describeAllowed(setting: Setting): string {
       return `one of ${setting.values.join(', ')}`;
     case 'list':
       return 'a list (YAML only)';
+    case 'hosts':
+      return 'host:port addresses (comma-separated, or a YAML list)';
   }
 }

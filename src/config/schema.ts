@@ -117,7 +117,13 @@ export interface RecallConfig {
   };
   redis: {
     url: string | undefined;
-    cluster: string | undefined;
+    /** Seeds of a Redis Cluster; at most one of url, cluster and sentinels is set. */
+    cluster: readonly HostPort[] | undefined;
+    sentinels: readonly HostPort[] | undefined;
+    /** The master group the sentinels watch (`sentinel monitor <name> …`). */
+    sentinelName: string | undefined;
+    /** For Cluster nodes and the master found through Sentinel; a `url` carries its own. */
+    password: string | undefined;
     keyPrefix: string;
     commandTimeoutMs: number;
     connectTimeoutMs: number;
@@ -127,6 +133,12 @@ export interface RecallConfig {
     /** 0: no slow-request warnings. */
     slowRequestMs: number;
   };
+}
+
+/** One Redis node's address, as `host:port` in the config. */
+export interface HostPort {
+  host: string;
+  port: number;
 }
 
 interface SettingBase {
@@ -147,6 +159,8 @@ export type Setting =
   | (SettingBase & { type: 'boolean'; default: boolean })
   | (SettingBase & { type: 'url'; default: string | undefined; protocols?: readonly string[] })
   | (SettingBase & { type: 'enum'; default: string; values: readonly string[] })
+  /** `host:port` addresses: comma-separated in the environment, a YAML list or one such string in the file. */
+  | (SettingBase & { type: 'hosts'; default: undefined })
   /** YAML only: a list of structured items, validated by `parse`, which throws naming the path of a bad value. */
   | (SettingBase & { type: 'list'; default: undefined; parse: (value: unknown, path: string, env: Environment) => unknown });
 
@@ -338,8 +352,14 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Most calls in one batch; a larger batch is answered 400.' },
   { yaml: 'redis.url', field: 'redis.url', env: 'RECALL_REDIS_URL', type: 'url', default: undefined, protocols: ['redis:', 'rediss:'], secret: true,
     doc: 'Redis for the exact tier, shared by every instance (`redis://…` or `rediss://…`); unset: the in-memory store.' },
-  { yaml: 'redis.cluster', field: 'redis.cluster', env: 'RECALL_REDIS_CLUSTER', type: 'string', default: undefined,
-    doc: 'Comma-separated host:port seeds of a Redis Cluster. Not supported yet: setting it stops the start with a message.' },
+  { yaml: 'redis.cluster', field: 'redis.cluster', env: 'RECALL_REDIS_CLUSTER', type: 'hosts', default: undefined,
+    doc: 'Redis Cluster instead of `redis.url`: `host:port` seeds (any few nodes; the rest are discovered). Unset: no Cluster.' },
+  { yaml: 'redis.sentinels', field: 'redis.sentinels', env: 'RECALL_REDIS_SENTINELS', type: 'hosts', default: undefined,
+    doc: 'Redis Sentinel instead of `redis.url`: `host:port` of the sentinels, which name the current master (needs `redis.sentinel_name`).' },
+  { yaml: 'redis.sentinel_name', field: 'redis.sentinelName', env: 'RECALL_REDIS_SENTINEL_NAME', type: 'string', default: undefined,
+    doc: 'With `redis.sentinels`: the name of the master group the sentinels monitor.' },
+  { yaml: 'redis.password', field: 'redis.password', env: 'RECALL_REDIS_PASSWORD', type: 'string', default: undefined, secret: true,
+    doc: 'With `redis.cluster` or `redis.sentinels`: the password (`requirepass`) of the Redis nodes; a `redis.url` carries its own.' },
   { yaml: 'redis.key_prefix', field: 'redis.keyPrefix', type: 'string', default: 'recall:',
     doc: 'Prefix of every key Recall writes to Redis; purge-all only deletes keys under it.' },
   { yaml: 'redis.command_timeout_ms', field: 'redis.commandTimeoutMs', type: 'integer', default: 10, min: 1, max: 10_000,

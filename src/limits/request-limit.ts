@@ -3,7 +3,7 @@
 // with OpenAI's headers and error shape.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisConnection } from '../cache/redis-connection.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { requestRateLimited } from '../openai/errors.js';
 import { retryAfterSeconds, setLimitHeaders } from './ratelimit-headers.js';
@@ -13,7 +13,7 @@ export type RequestLimiter = (request: FastifyRequest, reply: FastifyReply) => P
 
 export interface RequestCounting {
   /** Undefined: counted in process memory. */
-  redis: Redis | Cluster | undefined;
+  redis: RedisConnection | undefined;
   keyPrefix: string;
   windowMs: number;
 }

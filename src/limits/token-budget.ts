@@ -3,7 +3,7 @@
 // client's window — one key per client in Redis, updated by one Lua script, so instances share it (and it works on a
 // Redis Cluster) — then corrected with the upstream's `usage` once the answer is in.
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisConnection } from '../cache/redis-connection.js';
 import { createHash } from 'node:crypto';
 import { TokenCounter } from '../compaction/tokens.js';
 import type { Metrics } from '../metrics/catalog.js';
@@ -218,7 +218,7 @@ const BUDGET_SCRIPT_SHA = createHash('sha1').update(BUDGET_SCRIPT).digest('hex')
 
 /** Shared by every instance on one Redis (standalone or Cluster: the script touches one key). */
 export class RedisBudgetStore implements BudgetStore {
-  constructor(private readonly redis: Redis | Cluster, private readonly keyPrefix: string, private readonly windowMs: number) {}
+  constructor(private readonly redis: RedisConnection, private readonly keyPrefix: string, private readonly windowMs: number) {}
 
   async reserve(identity: string, tokens: number, limit: number): Promise<BudgetAnswer> {
     const [allowed, used, resetMs] = await this.run(identity, tokens, limit);

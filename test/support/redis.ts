@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 
 const STARTUP_TIMEOUT_MS = 5_000;
 const STOP_TIMEOUT_MS = 2_000;
@@ -25,7 +26,7 @@ export interface ThrowawayRedis {
 export async function startThrowawayRedis(): Promise<ThrowawayRedis> {
   let lastError: unknown;
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-    const port = await freePort();
+    const port = (await freePort())!;
     try {
       let child = await launch(port);
       return {
@@ -45,21 +46,28 @@ export async function startThrowawayRedis(): Promise<ThrowawayRedis> {
   throw lastError;
 }
 
-async function freePort(): Promise<number> {
+/** A free loopback port; `port` asks whether that one is free (0: any). Resolves undefined when it is taken. */
+export async function freePort(port = 0): Promise<number | undefined> {
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
   });
-  const { port } = server.address() as AddressInfo;
+  if (!bound) return undefined;
+  const { port: chosen } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return chosen;
 }
 
-async function launch(port: number): Promise<ChildProcess> {
+/**
+ * Starts `redis-server` on the port (no persistence) with `extraArgs` after the defaults (`configFile` before them),
+ * and resolves once it answers PING; `launch(port)` is a plain throwaway server.
+ */
+export async function launch(port: number, extraArgs: readonly string[] = [], configFile?: string): Promise<ChildProcess> {
   const child = spawn('redis-server', [
+    ...(configFile === undefined ? [] : [configFile]),
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir(),
-    '--daemonize', 'no', '--loglevel', 'warning',
+    '--daemonize', 'no', '--loglevel', 'warning', ...extraArgs,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4_000); };
@@ -95,12 +103,13 @@ function answersPing(port: number): Promise<boolean> {
     socket.once('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       reply += chunk.toString();
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')); // NOAUTH: up, with requirepass
     });
   });
 }
 
-async function terminate(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+/** Sends the signal and resolves once the process has exited (SIGKILL after 2 s if a SIGTERM is not enough). */
+export async function terminate(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
@@ -108,5 +117,17 @@ async function terminate(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Pr
   if (!stopped) {
     child.kill('SIGKILL');
     await exited;
+  }
+}
+
+/** One command (or a few) on a fresh connection to a loopback server, which is closed after; no retries, no queueing. */
+export async function askRedis<T>(port: number, command: (redis: Redis) => Promise<T>, password?: string): Promise<T> {
+  const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 2_000, password });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    return await command(redis);
+  } finally {
+    redis.disconnect();
   }
 }

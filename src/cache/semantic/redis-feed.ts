@@ -2,10 +2,11 @@
 // message text), and every instance follows the stream from its start, so an instance builds its index from Redis at
 // start and an entry stored through one instance becomes a candidate on the others within about a second. A
 // follower that loses Redis resumes after the last entry it applied (catch-up); the stream is trimmed to about
-// `semantic.max_vectors` entries. Failures fail open: counted, warned about at most once per 10 s.
+// `semantic.max_vectors` entries. Failures fail open: counted, warned about at most once per 10 s. One stream key, so
+// on a Cluster the whole feed lives in one slot (XADD and a single-stream XREAD never span slots).
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Redis } from 'ioredis';
+import { sideConnection, type RedisConnection } from '../redis-connection.js';
 import type { Metrics } from '../../metrics/catalog.js';
 import type { InsertSink } from './semantic-tier.js';
 import type { VectorIndex } from './vector-index.js';
@@ -20,7 +21,7 @@ type StreamReply = [Buffer, [Buffer, Buffer[]][]][] | null;
 
 export class RedisFeed implements InsertSink {
   private readonly key: string;
-  private readonly reader: Redis;
+  private readonly reader: RedisConnection;
   /** Tells this instance's own entries apart: they are in its index already. */
   private readonly instanceId = randomBytes(8).toString('hex');
   private lastId = '0-0';
@@ -29,7 +30,7 @@ export class RedisFeed implements InsertSink {
   private lastWarningAt = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     keyPrefix: string,
     private readonly index: VectorIndex,
     private readonly maxVectors: number,
@@ -40,7 +41,7 @@ export class RedisFeed implements InsertSink {
     // entries gone and are dropped when looked at).
     this.key = `recall-meta:${keyPrefix}semantic`;
     // Blocking reads need a connection of their own, with a timeout longer than the block.
-    this.reader = redis.duplicate({ enableOfflineQueue: true, commandTimeout: BLOCK_MS * 5, connectionName: 'recall-semantic-feed', maxRetriesPerRequest: null });
+    this.reader = sideConnection(redis, { connectionName: 'recall-semantic-feed', commandTimeoutMs: BLOCK_MS * 5 });
   }
 
   /** Starts following the stream from its beginning (the index is built from it); returns at once. */
@@ -57,7 +58,11 @@ export class RedisFeed implements InsertSink {
   async close(): Promise<void> {
     this.closed = true;
     this.reader.disconnect();
-    await this.following?.catch(() => undefined);
+    // A Cluster that never connected keeps its queued XREAD pending after disconnect (ioredis 6): wait a bounded time.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, BLOCK_MS * 2); });
+    await Promise.race([this.following?.catch(() => undefined), bound]);
+    clearTimeout(timer);
   }
 
   private async follow(): Promise<void> {

@@ -135,7 +135,5 @@ describe('RedisStore', () => {
   it('refuses settings it cannot honour', () => {
     const base = { url: server.url, commandTimeoutMs: 100, connectTimeoutMs: 100 };
     expect(() => new RedisStore({ ...base, keyPrefix: '' })).toThrow(/keyPrefix/);
-    expect(() => new RedisStore({ ...base, keyPrefix: 'recall:', cluster: ['127.0.0.1:7000'] }))
-      .toThrow('Redis Cluster arrives with scale-out');
   });
 });

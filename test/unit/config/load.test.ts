@@ -51,7 +51,14 @@ describe('loadConfig', () => {
     [{ RECALL_UPSTREAM_URL: 'ftp://example.com/v1' }, /upstream\.url .*must be a URL \(http:\/\/ or https:\/\/\)/],
     [{ RECALL_UPSTREAM_URL: 'not a url' }, /upstream\.url .*"not a url"/],
     [{ RECALL_REDIS_URL: 'http://127.0.0.1:6379' }, /redis\.url \(RECALL_REDIS_URL\) = \(hidden\) .*must be a URL \(redis:\/\/ or rediss:\/\/\)/],
-    [{ RECALL_REDIS_CLUSTER: '127.0.0.1:7000' }, /redis\.cluster \(RECALL_REDIS_CLUSTER\) is not supported yet/],
+    [{ RECALL_REDIS_CLUSTER: '127.0.0.1:7000,redis-b' }, /redis\.cluster \(RECALL_REDIS_CLUSTER\) = "127\.0\.0\.1:7000,redis-b" .*"redis-b" is not host:port/],
+    [{ RECALL_REDIS_CLUSTER: '127.0.0.1:99999' }, /redis\.cluster .*"127\.0\.0\.1:99999" is not host:port with a port from 1 to 65535/],
+    [{ RECALL_REDIS_CLUSTER: ' , ' }, /redis\.cluster .*must be host:port addresses/],
+    [{ RECALL_REDIS_URL: 'redis://127.0.0.1:6379', RECALL_REDIS_CLUSTER: '127.0.0.1:7000' }, /redis\.url \(RECALL_REDIS_URL\) and redis\.cluster \(RECALL_REDIS_CLUSTER\) are both set: .*set only one/],
+    [{ RECALL_REDIS_CLUSTER: '127.0.0.1:7000', RECALL_REDIS_SENTINELS: '127.0.0.1:26379', RECALL_REDIS_SENTINEL_NAME: 'main' }, /redis\.cluster .* and redis\.sentinels .* are both set/],
+    [{ RECALL_REDIS_SENTINELS: '127.0.0.1:26379' }, /redis\.sentinels \(RECALL_REDIS_SENTINELS\) needs redis\.sentinel_name/],
+    [{ RECALL_REDIS_SENTINEL_NAME: 'main' }, /redis\.sentinel_name .* is set but redis\.sentinels .* is not/],
+    [{ RECALL_REDIS_URL: 'redis://127.0.0.1:6379', RECALL_REDIS_PASSWORD: 'secret' }, /redis\.password .* applies to redis\.cluster or redis\.sentinels only/],
     [{ RECALL_LOG_LEVEL: 'loud' }, /log\.level .*must be one of fatal, error, warn, info, debug, trace, silent/],
   ])('rejects %j with one line naming key, value and what is allowed', (env, message) => {
     let error: unknown;
@@ -70,6 +77,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { RECALL_CONFIG: routes } })).toThrow(/cache\.routes .*not moderations/);
     const prices = yamlFile('metrics:\n  prices: gpt-4o=cheap\n');
     expect(() => loadConfig({ env: { RECALL_CONFIG: prices } })).toThrow(/metrics\.prices .*"gpt-4o=cheap" is not model=input\/output/);
+  });
+
+  it('reads Redis Cluster seeds and sentinels as host:port lists, from the environment or a YAML list', () => {
+    expect(loadConfig({ env: { RECALL_REDIS_CLUSTER: '10.0.0.1:7000, redis-b:7001,[::1]:7002' } }).redis.cluster).toEqual([
+      { host: '10.0.0.1', port: 7000 }, { host: 'redis-b', port: 7001 }, { host: '::1', port: 7002 },
+    ]);
+    const file = yamlFile('redis:\n  sentinels:\n    - s1:26379\n    - s2:26379\n  sentinel_name: main\n  password: pw\n');
+    const redis = loadConfig({ env: { RECALL_CONFIG: file } }).redis;
+    expect(redis.sentinels).toEqual([{ host: 's1', port: 26379 }, { host: 's2', port: 26379 }]);
+    expect(redis.sentinelName).toBe('main');
+    expect(redis.password).toBe('pw');
+    expect(() => loadConfig({ env: { RECALL_CONFIG: yamlFile('redis:\n  cluster: [7000]\n') } })).toThrow(/redis\.cluster .*must be host:port addresses/);
   });
 
   it('rejects unknown keys in the file, naming them', () => {
