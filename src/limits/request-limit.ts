@@ -27,7 +27,7 @@ export async function createRequestLimiter(app: FastifyInstance, { redis, keyPre
     // The tenant HMAC, never the key; set by admission before the limiter runs.
     keyGenerator: (request: FastifyRequest) => request.recall.client?.identity ?? 'anonymous',
     redis,
-    nameSpace: `${keyPrefix}ratelimit:requests:`,
+    nameSpace: `recall-limits:${keyPrefix}requests:`,
     // Fail open, as the cache does: Redis down or slow lets requests through.
     skipOnError: true,
   });

@@ -230,7 +230,7 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   private async run(identity: string, tokens: number, limit: number): Promise<[number, number, number]> {
-    const key = `${this.keyPrefix}ratelimit:tokens:${identity}`;
+    const key = `recall-limits:${this.keyPrefix}tokens:${identity}`;
     const args = [key, tokens, limit, this.windowMs];
     let result: unknown;
     try {

@@ -164,7 +164,7 @@ describe('requests per minute, shared by instances on one Redis', () => {
     const client = new Redis(pair.redis.url);
     try {
       const keys = await client.keys('*');
-      expect(keys.filter((k) => k.startsWith(`${pair.prefix}ratelimit:requests:`))).toHaveLength(2);
+      expect(keys.filter((k) => k.startsWith(`recall-limits:${pair.prefix}requests:`))).toHaveLength(2);
       expect(keys.join('\n')).not.toContain('sk-limits-shared');
     } finally {
       client.disconnect();
