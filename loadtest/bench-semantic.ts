@@ -36,7 +36,7 @@ for (const size of args.sizes.split(',').map(Number)) {
   const rssBefore = process.memoryUsage().rss;
   const index = new VectorIndex(dimensions, size + 1);
   const buildStart = performance.now();
-  for (let i = 0; i < size; i++) index.add(vectors[i]!, { partition: 'p', exactKey: `k${i}`, text: '' });
+  for (let i = 0; i < size; i++) index.add(vectors[i]!, { partition: 'p', exactKey: `k${i}`, text: '', expiresAt: Infinity });
   const buildS = (performance.now() - buildStart) / 1000;
   const rssAfter = process.memoryUsage().rss;
 

@@ -77,7 +77,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     : new RedisFeed(redis.connection, config.redis.keyPrefix, semanticIndex, config.semantic.maxVectors, metrics, app.log);
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
-    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, shared: semanticFeed });
+  semantic?.start();
   const compactor = new Compactor(new Summarizer(exact, forwarder.sendWhole, config.compaction), config.compaction, metrics);
   const pipeline = new Pipeline({ forwarder, tenants, exact, coalescer, embeddings, embeddingsUpstream, semantic, metrics, cache: config.cache,
     autoCompaction: new AutoCompaction(compactor, tenants, config.compaction, config.upstream.apiKey), upstreamApiKey: config.upstream.apiKey });
@@ -100,6 +101,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();
+    semantic?.close();
     await semanticFeed?.close();
     semanticIndex?.clear();
     await store.close();
@@ -130,7 +132,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
-  if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
+  if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store, purgeVectors: semantic && ((scope) => semantic.purge(scope)) });
   await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey });
   await app.register(toolRoutes, { batch: toolBatch });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes });

@@ -64,6 +64,7 @@ export interface RecallConfig {
     upstreamModel: string;
     maxVectors: number;
     maxTurns: number;
+    sweepIntervalMs: number;
   };
   compaction: {
     summaryModel: string;
@@ -254,9 +255,11 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'semantic.upstream_model', field: 'semantic.upstreamModel', type: 'string', default: 'text-embedding-3-small',
     doc: 'Model of the upstream embedder.' },
   { yaml: 'semantic.max_vectors', field: 'semantic.maxVectors', type: 'integer', default: 50_000, min: 1, max: 100_000_000,
-    doc: 'Most vectors the semantic index keeps; the oldest go first. Vectors whose entry has expired or been purged are dropped when found.' },
+    doc: 'Most vectors the semantic index keeps (and, with Redis, about how many records the shared stream keeps); past it the oldest go first. Besides, a vector leaves with its entry: evicted, expired or purged (docs/SEMANTIC.md).' },
   { yaml: 'semantic.max_turns', field: 'semantic.maxTurns', type: 'integer', default: 3, min: 1, max: 1000,
     doc: 'Conversations with more messages than this (system and developer messages not counted) skip the semantic tier.' },
+  { yaml: 'semantic.sweep_interval_ms', field: 'semantic.sweepIntervalMs', type: 'integer', default: 10_000, min: 50, max: 3_600_000,
+    doc: 'How often the vectors of expired entries are swept out of the semantic index and, with Redis, their records trimmed from the shared stream.' },
   { yaml: 'compaction.summary_model', field: 'compaction.summaryModel', type: 'string', default: 'gpt-4o-mini',
     doc: 'Model the upstream summarises older messages with (summary and hybrid strategies).' },
   { yaml: 'compaction.summary_prompt', field: 'compaction.summaryPrompt', type: 'string', default: DEFAULT_SUMMARY_PROMPT,

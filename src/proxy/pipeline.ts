@@ -1,7 +1,7 @@
 // The one path every cached-route request takes, top to bottom (DESIGN.md):
 //   tenant ─► rate limit ─► canonical key ─► exact tier ─► semantic tier ─► join in-flight ─► upstream ─► store
-// Each stage is a call into its own module. Rate limits arrive with their issue. The semantic tier (chat completions
-// only) answers near-repeats of the last user message within an exact partition, and indexes what gets stored. Embeddings
+// Each stage is a call into its own module. Rate limits arrive with their issue. The semantic tier answers near-repeats
+// of the last user message (chat) or the prompt (completions) within an exact partition, and indexes what gets stored. Embeddings
 // take the same path with one entry per input item; their misses go upstream through the embeddings batcher, which
 // merges concurrent requests' misses into one call.
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -92,7 +92,7 @@ export class Pipeline {
     // Semantic tier: a near-repeat of the last user message in the same partition. Its probe (partition and vector)
     // is kept to index this request's answer once stored. Skipped when an identical request is in flight: joining it
     // gets the exact answer (and a near-repeat lookup would only delay the join).
-    const probe = route === 'chat.completions' && policy.write && !this.deps.coalescer.inFlightFor(key) ? this.semanticProbe(request, tenant, policy, body) : undefined;
+    const probe = policy.write && !this.deps.coalescer.inFlightFor(key) ? this.semanticProbe(request, route, tenant, policy, body) : undefined;
     if (probe !== undefined && policy.read && policy.semantic !== 'off') {
       const found = await this.deps.semantic!.lookup(probe, policy, policy.semantic ?? this.deps.semantic!.threshold);
       if (found.outcome === 'hit') {
@@ -106,7 +106,7 @@ export class Pipeline {
     // Identical requests in flight share one upstream call (no-cache and no-store ones too: they only skip the store).
     const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
-    const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
+    const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key, this.now() + policy.ttlS * 1000);
     return this.deps.coalescer.answer({ key, route, policy, member, onStored, call: (signal) => this.deps.forwarder.call(request, upstreamBody, signal) });
   }
 
@@ -134,13 +134,13 @@ export class Pipeline {
   }
 
   /** The semantic tier's view of a request that may store (undefined when the tier is off or does not apply). */
-  private semanticProbe(request: FastifyRequest, tenant: string, policy: CachePolicy, body: JsonObject): Probe | undefined {
+  private semanticProbe(request: FastifyRequest, route: CompletionRoute, tenant: string, policy: CachePolicy, body: JsonObject): Probe | undefined {
     const semantic = this.deps.semantic;
     if (semantic === undefined) return undefined;
     // The upstream embedder embeds with the client's credentials and priority, as its own request would go upstream.
     const context = !semantic.embedsUpstream ? undefined
       : { headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.deps.upstreamApiKey, keepContentLength: false, identityEncoding: true }), priority: request.recall.priority };
-    return semantic.probe({ tenant, namespace: policy.namespace, body }, context);
+    return semantic.probe({ route, tenant, namespace: policy.namespace, body }, context);
   }
 
   /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */

@@ -7,6 +7,7 @@
 // is exact and faster than any graph; a partition that grows past FLAT_LIMIT moves into its own usearch HNSW index
 // (cosine), measured in docs/SEMANTIC.md (npm run bench:semantic).
 import usearch from 'usearch';
+import type { PurgeScope } from '../store.js';
 import { cosine } from './embedder.js';
 
 const { Index, MetricKind, ScalarKind } = usearch;
@@ -28,6 +29,8 @@ export interface VectorMeta {
   exactKey: string;
   /** The last user message that was embedded; the guards compare it with the request's. */
   text: string;
+  /** Epoch ms: when the entry expires, the vector goes too (swept), whether or not it is ever looked at. */
+  expiresAt: number;
 }
 
 export interface Candidate {
@@ -138,10 +141,39 @@ export class VectorIndex {
     if (partition.size === 0) this.partitions.delete(meta.partition);
   }
 
-  /** Drops the vector of an entry, if there is one (its entry was found expired or purged). */
+  /** Drops the vector of an entry, if there is one (its entry left the exact tier, or was found gone). */
   removeKey(exactKey: string): void {
     const label = this.labelByKey.get(exactKey);
     if (label !== undefined) this.remove(label);
+  }
+
+  /** Drops the vectors of every entry whose exact key starts with `prefix` (a namespace purge); returns how many. */
+  removeKeyPrefix(prefix: string): number {
+    let removed = 0;
+    for (const [label, meta] of this.metas) {
+      if (!meta.exactKey.startsWith(prefix)) continue;
+      this.remove(label);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Drops the vectors of purged entries: one entry's, a namespace's (keys are `<namespace>:<hash>`), or all. */
+  purge(scope: PurgeScope): void {
+    if ('key' in scope) this.removeKey(scope.key);
+    else if ('namespace' in scope) this.removeKeyPrefix(`${scope.namespace}:`);
+    else this.clear();
+  }
+
+  /** Drops the vectors whose entries have expired by `now`; returns how many. One pass over the metadata. */
+  removeExpired(now: number): number {
+    let removed = 0;
+    for (const [label, meta] of this.metas) {
+      if (meta.expiresAt > now) continue;
+      this.remove(label);
+      removed++;
+    }
+    return removed;
   }
 
   clear(): void {

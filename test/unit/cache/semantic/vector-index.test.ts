@@ -4,7 +4,7 @@ import { FLAT_LIMIT, VectorIndex } from '../../../../src/cache/semantic/vector-i
 import { LocalEmbedder } from '../../../../src/cache/semantic/local-embedder.js';
 
 const embedder = new LocalEmbedder(64);
-const meta = (partition: string, exactKey: string, text = exactKey) => ({ partition, exactKey, text });
+const meta = (partition: string, exactKey: string, text = exactKey, expiresAt = Infinity) => ({ partition, exactKey, text, expiresAt });
 
 describe('vector index', () => {
   it('finds the best vector of the partition and nothing of another partition', () => {
@@ -43,6 +43,26 @@ describe('vector index', () => {
     expect(index.size).toBe(2);
     expect(index.search('p', embedder.embedOne('one'), 0.99)).toEqual([]);
     expect(index.bytes()).toBeGreaterThan(2 * 64 * 4);
+  });
+
+  it('drops vectors of expired entries when swept, and of purged entries by key, namespace or all', () => {
+    const index = new VectorIndex(64, 100);
+    index.add(embedder.embedOne('soon gone'), meta('p', 'default:a', 'soon gone', 1_000));
+    index.add(embedder.embedOne('kept longer'), meta('p', 'default:b', 'kept longer', 5_000));
+    index.add(embedder.embedOne('other namespace'), meta('p', 'team-x:c', 'other namespace', 5_000));
+    index.add(embedder.embedOne('prefix lookalike'), meta('p', 'team-xy:d', 'prefix lookalike', 5_000));
+    expect(index.removeExpired(999)).toBe(0);
+    expect(index.removeExpired(1_000)).toBe(1);
+    expect(index.search('p', embedder.embedOne('soon gone'), 0.99)).toEqual([]);
+    expect(index.size).toBe(3);
+    index.purge({ namespace: 'team-x' });
+    expect(index.search('p', embedder.embedOne('other namespace'), 0.99)).toEqual([]);
+    expect(index.search('p', embedder.embedOne('prefix lookalike'), 0.99).map((c) => c.meta.exactKey)).toEqual(['team-xy:d']);
+    index.purge({ key: 'default:b' });
+    expect(index.size).toBe(1);
+    index.purge({ all: true });
+    expect(index.size).toBe(0);
+    expect(index.search('p', embedder.embedOne('prefix lookalike'), 0.5)).toEqual([]);
   });
 
   it('refuses a vector of another length', () => {
