@@ -296,6 +296,11 @@ export class Metrics implements UpstreamObserver {
     this.semanticIndex = figures;
   }
 
+  /** The semantic index's size now, for /recall/stats; undefined when the tier is off. */
+  semanticIndexNow(): { vectors: number; bytes: number } | undefined {
+    return this.semanticIndex === undefined ? undefined : { vectors: this.semanticIndex.vectors(), bytes: this.semanticIndex.bytes() };
+  }
+
   compaction(strategy: 'none' | 'truncation' | 'summary', summary: 'hit' | 'incremental' | 'miss' | 'none', tokensRemoved: number): void {
     this.compactions.inc({ strategy, summary });
     if (tokensRemoved > 0) this.compactionTokensRemoved.inc({ strategy }, tokensRemoved);
@@ -393,7 +398,7 @@ export class Metrics implements UpstreamObserver {
   }
 
   /** Sums of a counter's values grouped by one label, for /recall/stats. */
-  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total', label: string): Promise<Record<string, number>> {
+  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total' | 'recall_semantic_lookups_total', label: string): Promise<Record<string, number>> {
     const counter = this.registry.getSingleMetric(metric) as Counter<string> | undefined;
     const totals: Record<string, number> = {};
     for (const value of (await counter?.get())?.values ?? []) {

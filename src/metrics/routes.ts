@@ -20,6 +20,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
     const lookedUp = Object.values(lookups).reduce((a, b) => a + b, 0);
     const tokens = await metrics.totalsBy('recall_tokens_saved_total', 'kind');
     const cost = await metrics.totalsBy('recall_cost_saved_usd_total', 'model');
+    const index = metrics.semanticIndexNow();
     return {
       since: new Date(metrics.startedAt).toISOString(),
       store: deps.storeKind,
@@ -33,6 +34,13 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
         completion_tokens: tokens.completion ?? 0,
         cost_usd: Math.round(Object.values(cost).reduce((a, b) => a + b, 0) * 1e6) / 1e6,
         cost_usd_by_model: cost,
+      },
+      // The semantic index of this process (null when the tier is off): its size, memory per vector, lookup results.
+      semantic: index === undefined ? null : {
+        vectors: index.vectors,
+        index_bytes: index.bytes,
+        bytes_per_vector: index.vectors === 0 ? null : Math.round(index.bytes / index.vectors),
+        lookups: await metrics.totalsBy('recall_semantic_lookups_total', 'result'),
       },
       windows: { '1m': metrics.recent.window('1m'), '15m': metrics.recent.window('15m'), since_start: sinceStart },
       timeline: metrics.recent.timeline(),

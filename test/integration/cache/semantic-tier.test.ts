@@ -86,6 +86,12 @@ describe('near-repeats', () => {
     expect(sample(after, 'recall_semantic_vectors')).toBeGreaterThan(0);
     expect(sample(after, 'recall_semantic_index_bytes')).toBeGreaterThan(0);
     expect(sample(after, 'recall_requests_total', { cache: 'SEMANTIC' })).toBeGreaterThan(0);
+    const stats = (await (await fetch(`${recall.url}/recall/stats`)).json()) as { semantic: { vectors: number; index_bytes: number; bytes_per_vector: number; lookups: Record<string, number> } };
+    expect(stats.semantic.vectors).toBe(sample(after, 'recall_semantic_vectors'));
+    expect(stats.semantic.bytes_per_vector).toBe(Math.round(stats.semantic.index_bytes / stats.semantic.vectors));
+    // 512 floats of 4 bytes, plus metadata: an estimate, but never less than the floats.
+    expect(stats.semantic.bytes_per_vector).toBeGreaterThan(2048);
+    expect(stats.semantic.lookups.hit).toBe(sample(after, 'recall_semantic_lookups_total', { result: 'hit' }));
   });
 });
 
@@ -377,6 +383,7 @@ describe('semantic.enabled: false', () => {
       const second = await off.sdk.chat.completions.create(chat(variant)).withResponse();
       expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
       expect(sample(await scrape(off.recall.url), 'recall_semantic_vectors')).toBe(0);
+      expect(((await (await fetch(`${off.recall.url}/recall/stats`)).json()) as { semantic: unknown }).semantic).toBeNull();
     } finally {
       await off.close();
     }
