@@ -126,13 +126,7 @@ export class RedisFeed implements SharedVectors {
     while (!this.closed) {
       try {
         const reply = (await this.reader.xreadBuffer('COUNT', PAGE, 'BLOCK', BLOCK_MS, 'STREAMS', this.key, this.lastId)) as StreamReply;
-        for (const [, entries] of reply ?? []) {
-          for (const [id, fields] of entries) {
-            this.lastId = id.toString();
-            this.seenIds.push(this.lastId);
-            this.seenUntil.push(this.apply(fields));
-          }
-        }
+        for (const [, records] of reply ?? []) this.applyPage(records);
       } catch (err) {
         if (this.closed) return;
         this.fail(err, 'following the shared semantic index in Redis failed; retrying');
@@ -141,32 +135,52 @@ export class RedisFeed implements SharedVectors {
     }
   }
 
-  /** Applies one record to the index (unless this instance wrote it); returns until when the record matters. */
-  private apply(fields: Buffer[]): number {
-    const record = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < fields.length; i += 2) record.set(fields[i]!.toString(), fields[i + 1]!);
-    const own = record.get('i')?.toString() === this.instanceId;
-    const purge = record.get('x');
-    if (purge !== undefined) {
-      const scope = purgeScope(purge.toString());
-      if (scope !== undefined && !own) this.index.purge(scope);
-      return 0;
+  /**
+   * Applies a page of records in order: inserts of other instances' live entries go into the index in one batch, up
+   * to each purge, which applies where it stands. Notes every record for trim().
+   */
+  private applyPage(records: [Buffer, Buffer[]][]): void {
+    let inserts: { vector: Float32Array; meta: VectorMeta }[] = [];
+    const flush = () => {
+      try {
+        if (inserts.length > 0) this.index.addMany(inserts);
+      } catch (err) {
+        this.fail(err, 'shared semantic vectors could not be indexed');
+      }
+      inserts = [];
+    };
+    const now = Date.now();
+    for (const [id, fields] of records) {
+      this.lastId = id.toString();
+      const record = new Map<string, Buffer>();
+      for (let i = 0; i + 1 < fields.length; i += 2) record.set(fields[i]!.toString(), fields[i + 1]!);
+      const own = record.get('i')?.toString() === this.instanceId;
+      const purge = record.get('x');
+      if (purge !== undefined) {
+        this.seen(this.lastId, 0);
+        const scope = purgeScope(purge.toString());
+        if (scope === undefined || own) continue;
+        flush();
+        this.index.purge(scope);
+        continue;
+      }
+      const [partition, exactKey, text, bytes] = ['p', 'k', 't', 'v'].map((name) => record.get(name));
+      // Records written before vectors carried an expiry count as live until their entry is found gone.
+      const expiresAt = record.has('e') ? Number(record.get('e')!.toString()) : Infinity;
+      this.seen(this.lastId, expiresAt);
+      // Own records are in the index already; expired ones are never loaded (a later instance holds only live vectors).
+      if (own || !(expiresAt > now) || partition === undefined || exactKey === undefined || text === undefined || bytes === undefined || bytes.length % 4 !== 0) continue;
+      // Copied: the Buffer may share a pool and need not be 4-byte aligned.
+      const vector = new Float32Array(bytes.length / 4);
+      Buffer.from(vector.buffer).set(bytes);
+      inserts.push({ vector, meta: { partition: partition.toString(), exactKey: exactKey.toString(), text: text.toString(), expiresAt } });
     }
-    const [partition, exactKey, text, bytes] = ['p', 'k', 't', 'v'].map((name) => record.get(name));
-    // Records written before vectors carried an expiry count as live until their entry is found gone.
-    const expiresAt = record.has('e') ? Number(record.get('e')!.toString()) : Infinity;
-    if (own || partition === undefined || exactKey === undefined || text === undefined || bytes === undefined || bytes.length % 4 !== 0) return expiresAt;
-    // Already expired: never loaded (an instance started later holds only live vectors).
-    if (!(expiresAt > Date.now())) return expiresAt;
-    // Copied: the Buffer may share a pool and need not be 4-byte aligned.
-    const vector = new Float32Array(bytes.length / 4);
-    Buffer.from(vector.buffer).set(bytes);
-    try {
-      this.index.add(vector, { partition: partition.toString(), exactKey: exactKey.toString(), text: text.toString(), expiresAt });
-    } catch (err) {
-      this.fail(err, 'a shared semantic vector could not be indexed');
-    }
-    return expiresAt;
+    flush();
+  }
+
+  private seen(id: string, until: number): void {
+    this.seenIds.push(id);
+    this.seenUntil.push(until);
   }
 
   private fail(err: unknown, message: string): void {
