@@ -245,7 +245,7 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'embeddings.batch_max_tokens', field: 'embeddings.batchMaxTokens', type: 'integer', default: 300_000, min: 1, max: 10_000_000,
     doc: 'Most tokens in one batched upstream call (OpenAI allows 300,000), estimated generously as UTF-8 bytes / 2 per text input.' },
   { yaml: 'semantic.enabled', field: 'semantic.enabled', env: 'RECALL_SEMANTIC', type: 'boolean', default: true,
-    doc: 'Answer near-repeats of a chat request from the cache (X-Recall-Cache: SEMANTIC); only the last user message is compared, everything else must match exactly. on/off in the environment.' },
+    doc: 'Answer near-repeats of a chat or completions request from the cache (X-Recall-Cache: SEMANTIC); only the last user message (the prompt of a completion) is compared, everything else must match exactly. on/off in the environment.' },
   { yaml: 'semantic.threshold', field: 'semantic.threshold', env: 'RECALL_SEMANTIC_THRESHOLD', type: 'number', default: DEFAULT_SEMANTIC_THRESHOLD, min: 0.5, max: 1,
     doc: 'Cosine similarity of the last user messages from which a candidate may be served (guards still apply); X-Recall-Semantic overrides it per request. The default keeps false hits at or below 1% on the labelled set (docs/SEMANTIC.md).' },
   { yaml: 'semantic.embedder', field: 'semantic.embedder', env: 'RECALL_EMBEDDER', type: 'enum', default: 'local', values: ['local', 'upstream'],
