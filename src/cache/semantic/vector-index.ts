@@ -29,8 +29,12 @@ export interface HnswSettings {
 
 const SCALARS = { f32: { kind: ScalarKind.F32, bytes: 4 }, f16: { kind: ScalarKind.F16, bytes: 2 }, i8: { kind: ScalarKind.I8, bytes: 1 } } as const;
 
-/** Chosen with npm run bench:semantic (docs/SEMANTIC.md). */
-export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 64, expansionSearch: 32, quantization: 'f32' };
+/**
+ * Chosen with npm run bench:semantic (docs/SEMANTIC.md), at 100k vectors in one run: f16 holds half the bytes of f32
+ * and takes 24% fewer instructions a search with the same recall@1 (0.995), and its similarities stay within 1e-4 of
+ * the exact ones (i8: 40% fewer, but off by up to 0.004, which the threshold would feel).
+ */
+export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 64, expansionSearch: 32, quantization: 'f16' };
 
 /** An empty usearch HNSW graph (cosine) with these settings. */
 export function newGraph(dimensions: number, settings: HnswSettings): HnswIndex {

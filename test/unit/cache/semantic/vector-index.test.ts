@@ -85,7 +85,7 @@ describe('vector index', () => {
       const texts = Array.from({ length: FLAT_LIMIT + 20 }, (_, i) => `quantised question ${i} about ${i % 7} things`);
       const entries = texts.map((text, i) => ({ vector: embedder.embedOne(text), meta: meta('q', `k${i}`) }));
       index.addMany(entries);
-      const full = new VectorIndex(64, 10_000);
+      const full = new VectorIndex(64, 10_000, { ...DEFAULT_HNSW, quantization: 'f32' });
       full.addMany(entries);
       for (const i of [0, 77, FLAT_LIMIT + 19]) {
         const best = index.search('q', embedder.embedOne(texts[i]!), 0.9)[0];
