@@ -174,6 +174,22 @@ describe('vectors leave with their entries, on every instance', () => {
     expect(answer.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
   });
 
+  it('an expired entry is never served by another instance, even before any sweep', async () => {
+    await Promise.all(pair.splice(0).map((i) => i.close()));
+    const unswept = { ...settingsOf(), 'semantic.sweep_interval_ms': 3_600_000 };
+    const [a, b] = [await startConnected(unswept), await startConnected(unswept)];
+    pair.push(a, b);
+    const { original, variant } = question();
+    await a.client().chat.completions.create(chat(original), { headers: { 'x-recall-ttl': '1' } });
+    await eventually(async () => (await vectorsOn(b)) === 1, 'the other instance indexed the vector');
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const expiredBefore = sample(await scrape(b.url), 'recall_semantic_lookups_total', { result: 'expired' });
+    const later = await b.client().chat.completions.create(chat(variant)).withResponse();
+    expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
+    // Found, its entry gone from Redis, and dropped.
+    expect(sample(await scrape(b.url), 'recall_semantic_lookups_total', { result: 'expired' })).toBe(expiredBefore + 1);
+  });
+
   it('a record of an expired entry still in the stream is skipped when a later instance loads it', async () => {
     // No sweeps here: the dead records must still be in the stream when the later instance reads it.
     await Promise.all(pair.splice(0).map((i) => i.close()));
