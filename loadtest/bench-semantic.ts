@@ -1,25 +1,45 @@
 // Benchmark of the semantic index as the tier uses it (one partition, VectorIndex.search): build time, memory, lookup
-// p50/p99 and recall@1 against exact brute-force search, at each size given. Vectors are the local embedder's
-// vectors of generated prompts; queries are near-repeats of stored prompts (a word changed), as lookups are.
+// p50/p99, recall@1 against exact brute-force search, and the similarity error of quantised graphs, at each size and
+// for each HNSW configuration given (compared in one run: the machine is shared, so compare within a run). Vectors
+// are the local embedder's vectors of generated prompts; queries are near-repeats of stored prompts (a word changed),
+// as lookups are. --instructions N also counts the CPU instructions of N searches under valgrind (callgrind, only
+// inside usearch's native search): a figure that does not move with the machine's load.
 // Then, end to end, one autocannon run each against one Recall (node dist/main.js, defaults) and the mock upstream:
 // exact hits (the same request repeated) and semantic hits (surface variants of it, exact misses every time).
-//   npm run bench:semantic [-- --sizes 10000,100000 --dimensions 512 --queries 1000 --e2e-duration 5 --connections 50]
+//   npm run bench:semantic [-- --sizes 10000,100000,1000000 --configs f32/16/32,i8/16/32 --build auto --queries 1000
+//                             --instructions 200 --dimensions 512 --e2e-duration 5 --connections 50]
+// --configs: quantization/connectivity/expansion_search (f32, f16, i8); --build: single (one add per vector, as the
+// tier inserts), batch (addMany, as an index is built from Redis at start) or auto (single up to 100k).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BENCH_HEADERS, buildIfStale, CACHE_HEADER, chatBody, ChildProcesses, LoadGenerator, roundRobin, semanticVariants, startRecall, startScript, summariseLatency } from './bench-harness.js';
+import usearch from 'usearch';
+import { BENCH_HEADERS, buildIfStale, CACHE_HEADER, chatBody, ChildProcesses, LoadGenerator, ROOT, roundRobin, semanticVariants, startRecall, startScript, summariseLatency } from './bench-harness.js';
 import { cosine } from '../src/cache/semantic/embedder.js';
 import { LocalEmbedder } from '../src/cache/semantic/local-embedder.js';
-import { VectorIndex } from '../src/cache/semantic/vector-index.js';
+import { CANDIDATES, DEFAULT_HNSW, newGraph, VectorIndex, type HnswSettings } from '../src/cache/semantic/vector-index.js';
 
 const { values: args } = parseArgs({ options: {
   sizes: { type: 'string', default: '10000,100000' },
+  configs: { type: 'string', default: `${DEFAULT_HNSW.quantization}/${DEFAULT_HNSW.connectivity}/${DEFAULT_HNSW.expansionSearch}` },
+  build: { type: 'string', default: 'auto' },
   dimensions: { type: 'string', default: '512' },
   queries: { type: 'string', default: '1000' },
+  instructions: { type: 'string', default: '0' },
   'e2e-duration': { type: 'string', default: '5' },
   connections: { type: 'string', default: '50' },
 } });
 const dimensions = Number(args.dimensions);
 const queryCount = Number(args.queries);
+const instructionSearches = Number(args.instructions);
 const embedder = new LocalEmbedder(dimensions);
+const configs: HnswSettings[] = args.configs.split(',').map((text) => {
+  const [quantization, connectivity, expansionSearch] = text.split('/');
+  if (quantization !== 'f32' && quantization !== 'f16' && quantization !== 'i8') throw new Error(`--configs: quantization ${quantization} is not f32, f16 or i8`);
+  return { ...DEFAULT_HNSW, quantization, connectivity: Number(connectivity ?? DEFAULT_HNSW.connectivity), expansionSearch: Number(expansionSearch ?? DEFAULT_HNSW.expansionSearch) };
+});
 
 const SUBJECTS = ['invoice', 'garden', 'router', 'recipe', 'contract', 'kernel', 'holiday', 'budget', 'thesis', 'engine', 'playlist', 'vaccine', 'mortgage', 'server', 'novel', 'lesson'];
 const VERBS = ['explain', 'summarise', 'fix', 'plan', 'compare', 'review', 'translate', 'improve', 'describe', 'check'];
@@ -30,41 +50,88 @@ function prompt(i: number, variant = 0): string {
   return `${pick(VERBS, i + variant)} the ${pick(ASPECTS, i >> 4)} of my ${pick(SUBJECTS, i)} for client ${pick(SUBJECTS, i >> 8)} ${pick(ASPECTS, i >> 12)} project ${(i * 2654435761) >>> 20}`;
 }
 
-for (const size of args.sizes.split(',').map(Number)) {
-  const vectors: Float32Array[] = [];
-  for (let i = 0; i < size; i++) vectors.push(embedder.embedOne(prompt(i)));
-  const rssBefore = process.memoryUsage().rss;
-  const index = new VectorIndex(dimensions, size + 1);
-  const buildStart = performance.now();
-  for (let i = 0; i < size; i++) index.add(vectors[i]!, { partition: 'p', exactKey: `k${i}`, text: '' });
-  const buildS = (performance.now() - buildStart) / 1000;
-  const rssAfter = process.memoryUsage().rss;
+const rssMb = () => Math.round(process.memoryUsage().rss / 1048576);
+const vectorAt = (flat: Float32Array, i: number) => flat.subarray(i * dimensions, (i + 1) * dimensions);
+const scratch = mkdtempSync(join(tmpdir(), 'recall-bench-semantic-'));
 
-  const times: number[] = [];
-  let agree = 0;
-  for (let q = 0; q < queryCount; q++) {
-    const target = (q * 7919) % size;
-    const query = embedder.embedOne(prompt(target, 1));
-    const start = performance.now();
-    const found = index.search('p', query, -1)[0];
-    times.push(performance.now() - start);
-    let best = -1;
-    let bestSimilarity = -Infinity;
-    for (let i = 0; i < size; i++) {
-      const similarity = cosine(query, vectors[i]!);
-      if (similarity > bestSimilarity) { bestSimilarity = similarity; best = i; }
+try {
+  for (const size of args.sizes.split(',').map(Number)) {
+    const flat = new Float32Array(size * dimensions);
+    for (let i = 0; i < size; i++) flat.set(embedder.embedOne(prompt(i)), i * dimensions);
+    const queries = new Float32Array(queryCount * dimensions);
+    for (let q = 0; q < queryCount; q++) queries.set(embedder.embedOne(prompt((q * 7919) % size, 1)), q * dimensions);
+    // The truth: exact brute-force nearest neighbours (usearch's exact search, f32, all cores).
+    const truth = usearch.exactSearch(flat, queries, dimensions, 1, usearch.MetricKind.Cos, 0) as { keys: BigUint64Array; distances: Float32Array };
+    const build = args.build === 'auto' ? (size <= 100_000 ? 'single' : 'batch') : args.build;
+
+    for (const config of configs) {
+      const rssBefore = rssMb();
+      const index = new VectorIndex(dimensions, size + 1, config);
+      const buildStart = performance.now();
+      const meta = (i: number) => ({ partition: 'p', exactKey: `k${i}`, text: '', expiresAt: Infinity });
+      if (build === 'single') {
+        for (let i = 0; i < size; i++) index.add(vectorAt(flat, i), meta(i));
+      } else {
+        for (let from = 0; from < size; from += 10_000) {
+          const batch = [];
+          for (let i = from; i < Math.min(size, from + 10_000); i++) batch.push({ vector: vectorAt(flat, i), meta: meta(i) });
+          index.addMany(batch);
+        }
+      }
+      const buildS = (performance.now() - buildStart) / 1000;
+      const rssGrowth = rssMb() - rssBefore;
+
+      const times: number[] = [];
+      let agree = 0;
+      let maxSimilarityError = 0;
+      for (let q = 0; q < queryCount; q++) {
+        const query = vectorAt(queries, q);
+        const start = performance.now();
+        const found = index.search('p', query, -1)[0];
+        times.push(performance.now() - start);
+        if (found === undefined) continue;
+        // The found vector's exact similarity: a tie with the best (an identical prompt) counts as agreement.
+        const foundExact = cosine(query, vectorAt(flat, Number(found.meta.exactKey.slice(1))));
+        if (found.meta.exactKey === `k${truth.keys[q]}` || Math.abs(foundExact - (1 - truth.distances[q]!)) < 1e-6) agree++;
+        maxSimilarityError = Math.max(maxSimilarityError, Math.abs(found.similarity - foundExact));
+      }
+      times.sort((a, b) => a - b);
+      const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!;
+      index.clear();
+      console.log(JSON.stringify({
+        vectors: size, dimensions, quantization: config.quantization, connectivity: config.connectivity, expansion_search: config.expansionSearch,
+        build, build_s: +buildS.toFixed(2), rss_growth_mb: rssGrowth,
+        lookup_p50_ms: +at(0.5).toFixed(3), lookup_p99_ms: +at(0.99).toFixed(3), recall_at_1: +(agree / queryCount).toFixed(3),
+        max_similarity_error: +maxSimilarityError.toFixed(4), queries: queryCount,
+        ...(instructionSearches > 0 ? { instructions_per_search: countInstructions(flat, queries, size, config) } : {}),
+      }));
     }
-    // Ties (equal similarity) count as agreement: either is a correct nearest neighbour.
-    if (found !== undefined && (found.meta.exactKey === `k${best}` || Math.abs(found.similarity - bestSimilarity) < 1e-6)) agree++;
   }
-  times.sort((a, b) => a - b);
-  const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!;
-  console.log(JSON.stringify({
-    vectors: size, dimensions, build_s: +buildS.toFixed(2), rss_growth_mb: Math.round((rssAfter - rssBefore) / 1048576),
-    index_bytes_estimate_mb: Math.round(index.bytes() / 1048576), lookup_p50_ms: +at(0.5).toFixed(3), lookup_p99_ms: +at(0.99).toFixed(3),
-    recall_at_1: +(agree / queryCount).toFixed(3), queries: queryCount,
-  }));
-  index.clear();
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+/**
+ * Instructions per search inside usearch's native search, counted by callgrind: the same graph settings, built in one
+ * batch and saved, then searched `instructionSearches` times under valgrind.
+ */
+function countInstructions(flat: Float32Array, queries: Float32Array, size: number, config: HnswSettings): number {
+  const graph = newGraph(dimensions, config);
+  graph.add(BigUint64Array.from({ length: size }, (_, i) => BigInt(i)), flat, 0);
+  const graphPath = join(scratch, 'graph.usearch');
+  const queriesPath = join(scratch, 'queries.f32');
+  graph.save(graphPath);
+  writeFileSync(queriesPath, Buffer.from(queries.buffer, queries.byteOffset, queries.byteLength));
+  const out = join(scratch, 'callgrind.out');
+  const run = spawnSync('valgrind', ['--tool=callgrind', '--toggle-collect=CompiledIndex::Search*', `--callgrind-out-file=${out}`,
+    process.execPath, join(ROOT, 'loadtest', 'search-instructions.mjs'), graphPath, String(dimensions), config.quantization,
+    String(config.connectivity), String(config.expansionSearch), queriesPath, String(instructionSearches), String(CANDIDATES)],
+  { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  rmSync(graphPath, { force: true });
+  // valgrind's summary on stderr: "==PID== Collected : N"
+  const collected = /Collected : (\d+)/.exec(run.stderr);
+  if (collected === null) throw new Error('callgrind reported no instruction count');
+  return Math.round(Number(collected[1]) / instructionSearches);
 }
 
 // End to end: exact hits vs semantic hits through one Recall.

@@ -179,7 +179,7 @@ try {
     const embedder = new LocalEmbedder(dimensions);
     const index = new VectorIndex(dimensions, vectorCount + 1);
     const started = performance.now();
-    for (let i = 0; i < vectorCount; i++) index.add(embedder.embedOne(prompt(i)), { partition: 'p', exactKey: `k${i}`, text: prompt(i) });
+    for (let i = 0; i < vectorCount; i++) index.add(embedder.embedOne(prompt(i)), { partition: 'p', exactKey: `k${i}`, text: prompt(i), expiresAt: Number.MAX_SAFE_INTEGER });
     const bytes = index.bytes();
     results.semantic_index = {
       vectors: vectorCount, dimensions, build_s: +((performance.now() - started) / 1000).toFixed(1), index_bytes: bytes,

@@ -93,7 +93,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     : new RedisFeed(redis.connection, config.redis.keyPrefix, semanticIndex, config.semantic.maxVectors, metrics, app.log);
   semanticFeed?.start();
   const semantic = semanticIndex === undefined ? undefined
-    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, sink: semanticFeed });
+    : new SemanticTier({ exact, index: semanticIndex, embedder, metrics, log: app.log, settings: config.semantic, shared: semanticFeed });
+  semantic?.start();
   const clientKeys = new ClientKeys(config.auth, config.limits);
   const limitWindowMs = deps.limitWindowMs ?? LIMIT_WINDOW_MS;
   const budget = !clientKeys.anyLimit('tokensPerMinute') ? undefined : new TokenBudget({
@@ -122,6 +123,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
     batcher?.close();
     await snapshot?.stop(tenantSecret);
     await remoteFlights?.close();
+    semantic?.close();
     await semanticFeed?.close();
     semanticIndex?.clear();
     await store.close();
@@ -155,7 +157,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });
   await app.register(dashboardRoutes);
-  if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store });
+  if (config.admin.token !== undefined) await app.register(adminRoutes, { token: config.admin.token, store, purgeVectors: semantic && ((scope) => semantic.purge(scope)) });
   await app.register(compactRoutes, { compactor, tenants, upstreamApiKey: config.upstream.apiKey, maxMessages: config.server.maxMessages });
   await app.register(toolRoutes, { batch: toolBatch });
   await app.register(proxyRoutes, { pipeline, forwarder, bodyLimitBytes: config.server.bodyLimitBytes, maxMessages: config.server.maxMessages });

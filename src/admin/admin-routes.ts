@@ -1,13 +1,16 @@
-// Operator routes under /recall/admin: purge by key, namespace or all, and inspect one entry. They exist only when
-// an admin token is configured, and the bearer token is compared in constant time.
+// Operator routes under /recall/admin: purge by key, namespace or all (entries, and the semantic vectors that stand
+// for them, on every instance), and inspect one entry. They exist only when an admin token is configured, and the
+// bearer token is compared in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { CacheStore } from '../cache/store.js';
+import type { CacheStore, PurgeScope } from '../cache/store.js';
 import { RecallError } from '../openai/errors.js';
 
 export interface AdminDeps {
   token: string;
   store: CacheStore;
+  /** Purges the semantic vectors of what was purged (undefined when the semantic tier is off). */
+  purgeVectors?: ((scope: PurgeScope) => Promise<void>) | undefined;
   now?: () => number;
 }
 
@@ -41,10 +44,13 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
   });
 
   app.post('/recall/admin/purge', { schema: { body: PURGE_BODY } }, async (request) => {
-    const body = request.body as { key?: string; namespace?: string; all?: true };
-    if (body.key !== undefined) return { purged: (await deps.store.delete(body.key)) ? 1 : 0 };
-    if (body.namespace !== undefined) return { purged: await deps.store.deletePrefix(`${body.namespace}:`) };
-    return { purged: await deps.store.deletePrefix('') };
+    const scope = request.body as PurgeScope;
+    let purged: number;
+    if ('key' in scope) purged = (await deps.store.delete(scope.key)) ? 1 : 0;
+    else if ('namespace' in scope) purged = await deps.store.deletePrefix(`${scope.namespace}:`);
+    else purged = await deps.store.deletePrefix('');
+    await deps.purgeVectors?.(scope);
+    return { purged };
   });
 
   app.get('/recall/admin/entries/:key', { schema: { params: { type: 'object', properties: { key: { type: 'string', pattern: KEY_PATTERN } } } } }, async (request) => {

@@ -30,6 +30,11 @@ export class ExactTier {
     private readonly metrics?: Metrics,
   ) {}
 
+  /** Calls `listener` with the key of each entry the store drops on its own or on request, where the store can tell. */
+  onRemoved(listener: (key: string) => void): void {
+    this.store.onRemoved?.(listener);
+  }
+
   /** `counted: false` leaves the exact tier's lookup metrics alone (the semantic tier checking a candidate's entry). */
   async lookup(key: string, policy: CachePolicy, options: { counted?: boolean } = {}): Promise<Lookup> {
     const startedAt = performance.now();

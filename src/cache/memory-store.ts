@@ -31,10 +31,17 @@ export class MemoryStore implements CacheStore {
   private newest: Node | undefined;
   private bytes = 0;
   private readonly keepExpiredMs: number;
+  /** Told the key of every entry that leaves (evicted, expired, deleted, purged); not of one replaced by a newer one. */
+  private removed: ((key: string) => void) | undefined;
   evictions = 0;
 
   constructor(private readonly limits: MemoryStoreLimits, private readonly now: () => number = Date.now) {
     this.keepExpiredMs = limits.keepExpiredMs ?? 0;
+  }
+
+  /** One listener (the exact tier's): the semantic index drops an entry's vector when the entry leaves. */
+  onRemoved(listener: (key: string) => void): void {
+    this.removed = listener;
   }
 
   get size(): number {
@@ -71,7 +78,8 @@ export class MemoryStore implements CacheStore {
     const weight = entry.body.length + key.length + ENTRY_OVERHEAD_BYTES;
     if (weight > this.limits.maxBytes) return;
     const previous = this.nodes.get(key);
-    if (previous !== undefined) this.remove(previous);
+    // Replaced, not gone: the key still has an entry.
+    if (previous !== undefined) this.remove(previous, false);
     const node: Node = { key, entry, weight, older: undefined, newer: undefined };
     this.nodes.set(key, node);
     this.append(node);
@@ -100,6 +108,7 @@ export class MemoryStore implements CacheStore {
   }
 
   async clear(): Promise<void> {
+    if (this.removed !== undefined) for (const key of this.nodes.keys()) this.removed(key);
     this.nodes.clear();
     this.oldest = undefined;
     this.newest = undefined;
@@ -118,10 +127,11 @@ export class MemoryStore implements CacheStore {
     }
   }
 
-  private remove(node: Node): void {
+  private remove(node: Node, notify = true): void {
     this.nodes.delete(node.key);
     this.unlink(node);
     this.bytes -= node.weight;
+    if (notify) this.removed?.(node.key);
   }
 
   private append(node: Node): void {

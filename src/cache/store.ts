@@ -26,5 +26,13 @@ export interface CacheStore {
   /** Deletes every entry whose key starts with `prefix` (a namespace purge); returns how many. */
   deletePrefix(prefix: string): Promise<number>;
   clear(): Promise<void>;
+  /**
+   * Where the store knows when entries leave (the memory store: LRU eviction, expiry found on read, delete, purge), it
+   * tells `listener` each key. Redis expires and evicts on its own, unseen: it has no such hook.
+   */
+  onRemoved?(listener: (key: string) => void): void;
   close(): Promise<void>;
 }
+
+/** What an operator purges: one entry, a namespace, or everything. */
+export type PurgeScope = { key: string } | { namespace: string } | { all: true };

@@ -75,6 +75,7 @@ export interface RecallConfig {
     upstreamModel: string;
     maxVectors: number;
     maxTurns: number;
+    sweepIntervalMs: number;
   };
   compaction: {
     summaryModel: string;
@@ -297,7 +298,7 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'embeddings.batch_max_tokens', field: 'embeddings.batchMaxTokens', type: 'integer', default: 300_000, min: 1, max: 10_000_000,
     doc: 'Most tokens in one batched upstream call (OpenAI allows 300,000), estimated generously as UTF-8 bytes / 2 per text input.' },
   { yaml: 'semantic.enabled', field: 'semantic.enabled', env: 'RECALL_SEMANTIC', type: 'boolean', default: true,
-    doc: 'Answer near-repeats of a chat request from the cache (X-Recall-Cache: SEMANTIC); only the last user message is compared, everything else must match exactly. on/off in the environment.' },
+    doc: 'Answer near-repeats of a chat or completions request from the cache (X-Recall-Cache: SEMANTIC); only the last user message (the prompt of a completion) is compared, everything else must match exactly. on/off in the environment.' },
   { yaml: 'semantic.threshold', field: 'semantic.threshold', env: 'RECALL_SEMANTIC_THRESHOLD', type: 'number', default: DEFAULT_SEMANTIC_THRESHOLD, min: 0.5, max: 1,
     doc: 'Cosine similarity of the last user messages from which a candidate may be served (guards still apply); X-Recall-Semantic overrides it per request. The default keeps false hits at or below 1% on the labelled set (docs/SEMANTIC.md).' },
   { yaml: 'semantic.embedder', field: 'semantic.embedder', env: 'RECALL_EMBEDDER', type: 'enum', default: 'local', values: ['local', 'upstream'],
@@ -307,9 +308,11 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'semantic.upstream_model', field: 'semantic.upstreamModel', type: 'string', default: 'text-embedding-3-small',
     doc: 'Model of the upstream embedder.' },
   { yaml: 'semantic.max_vectors', field: 'semantic.maxVectors', type: 'integer', default: 50_000, min: 1, max: 100_000_000,
-    doc: 'Most vectors the semantic index keeps; the oldest go first. Vectors whose entry has expired or been purged are dropped when found.' },
+    doc: 'Most vectors the semantic index keeps (and, with Redis, about how many records the shared stream keeps); past it the oldest go first. Besides, a vector leaves with its entry: evicted, expired or purged (docs/SEMANTIC.md).' },
   { yaml: 'semantic.max_turns', field: 'semantic.maxTurns', type: 'integer', default: 3, min: 1, max: 1000,
     doc: 'Conversations with more messages than this (system and developer messages not counted) skip the semantic tier.' },
+  { yaml: 'semantic.sweep_interval_ms', field: 'semantic.sweepIntervalMs', type: 'integer', default: 10_000, min: 50, max: 3_600_000,
+    doc: 'How often the vectors of expired entries are swept out of the semantic index and, with Redis, their records trimmed from the shared stream.' },
   { yaml: 'compaction.summary_model', field: 'compaction.summaryModel', type: 'string', default: 'gpt-4o-mini',
     doc: 'Model the upstream summarises older messages with (summary and hybrid strategies).' },
   { yaml: 'compaction.summary_prompt', field: 'compaction.summaryPrompt', type: 'string', default: DEFAULT_SUMMARY_PROMPT,

@@ -301,6 +301,11 @@ export class Metrics implements UpstreamObserver {
     this.semanticIndex = figures;
   }
 
+  /** The semantic index's size now, for /recall/stats; undefined when the tier is off. */
+  semanticIndexNow(): { vectors: number; bytes: number } | undefined {
+    return this.semanticIndex === undefined ? undefined : { vectors: this.semanticIndex.vectors(), bytes: this.semanticIndex.bytes() };
+  }
+
   compaction(strategy: 'none' | 'truncation' | 'summary', summary: 'hit' | 'incremental' | 'miss' | 'none', tokensRemoved: number): void {
     this.compactions.inc({ strategy, summary });
     if (tokensRemoved > 0) this.compactionTokensRemoved.inc({ strategy }, tokensRemoved);
@@ -403,10 +408,11 @@ export class Metrics implements UpstreamObserver {
   }
 
   /** Sums of a counter's values grouped by one label, for /recall/stats. */
-  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total' | 'recall_rate_limited_requests_total', label: string): Promise<Record<string, number>> {
-    const counter = { recall_requests_total: this.requests, recall_cache_lookups_total: this.lookups, recall_tokens_saved_total: this.tokensSaved, recall_cost_saved_usd_total: this.costSaved, recall_rate_limited_requests_total: this.rateLimitedRequests }[metric];
+  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total' | 'recall_rate_limited_requests_total' | 'recall_semantic_lookups_total', label: string): Promise<Record<string, number>> {
+    const hot = { recall_requests_total: this.requests, recall_cache_lookups_total: this.lookups, recall_tokens_saved_total: this.tokensSaved, recall_cost_saved_usd_total: this.costSaved, recall_rate_limited_requests_total: this.rateLimitedRequests };
+    const counted = metric === 'recall_semantic_lookups_total' ? await this.semanticLookups.get() : hot[metric].get();
     const totals: Record<string, number> = {};
-    for (const value of counter.get().values) {
+    for (const value of counted.values as { labels: Record<string, unknown>; value: number }[]) {
       const key = String(value.labels[label] ?? '');
       totals[key] = (totals[key] ?? 0) + value.value;
     }

@@ -21,6 +21,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
     const tokens = await metrics.totalsBy('recall_tokens_saved_total', 'kind');
     const cost = await metrics.totalsBy('recall_cost_saved_usd_total', 'model');
     const limited = await metrics.totalsBy('recall_rate_limited_requests_total', 'limit');
+    const index = metrics.semanticIndexNow();
     return {
       since: new Date(metrics.startedAt).toISOString(),
       store: deps.storeKind,
@@ -37,6 +38,13 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
       },
       // Requests Recall answered 429 itself since start, by the limit they hit.
       rate_limited: { requests: limited.requests ?? 0, tokens: limited.tokens ?? 0 },
+      // The semantic index of this process (null when the tier is off): its size, memory per vector, lookup results.
+      semantic: index === undefined ? null : {
+        vectors: index.vectors,
+        index_bytes: index.bytes,
+        bytes_per_vector: index.vectors === 0 ? null : Math.round(index.bytes / index.vectors),
+        lookups: await metrics.totalsBy('recall_semantic_lookups_total', 'result'),
+      },
       windows: { '1m': metrics.recent.window('1m'), '15m': metrics.recent.window('15m'), since_start: sinceStart },
       timeline: metrics.recent.timeline(),
     };

@@ -3,8 +3,8 @@
 // Each stage is a call into its own module. The rate limit box is admission (src/limits/admission.ts), a hook that
 // runs before this handler: proxy-issued keys and requests per minute. Token budgets are spent here, where a request
 // goes upstream (a hit or a follower of an identical call spends nothing, unless limits.hits_spend_tokens says so),
-// and corrected with the answer's usage. The semantic tier (chat completions
-// only) answers near-repeats of the last user message within an exact partition, and indexes what gets stored. Embeddings
+// and corrected with the answer's usage. The semantic tier answers near-repeats of the last user message (chat) or
+// the prompt (completions) within an exact partition, and indexes what gets stored. Embeddings
 // take the same path with one entry per input item; their misses go upstream through the embeddings batcher, which
 // merges concurrent requests' misses into one call. When the upstream call fails (5xx, unreachable, timed out), the
 // in-flight join answers each request that accepts it from the key's expired entry (stale-if-error).
@@ -105,7 +105,7 @@ export class Pipeline {
     // Semantic tier: a near-repeat of the last user message in the same partition. Its probe (partition and vector)
     // is kept to index this request's answer once stored. Skipped when an identical request is in flight: joining it
     // gets the exact answer (and a near-repeat lookup would only delay the join).
-    const probe = route === 'chat.completions' && policy.write && !this.deps.coalescer.inFlightFor(key) ? this.semanticProbe(request, tenant, policy, body) : undefined;
+    const probe = policy.write && !this.deps.coalescer.inFlightFor(key) ? this.semanticProbe(request, route, tenant, policy, body) : undefined;
     if (probe !== undefined && policy.read && policy.semantic !== 'off') {
       const found = await this.deps.semantic!.lookup(probe, policy, policy.semantic ?? this.deps.semantic!.threshold);
       if (found.outcome === 'hit') {
@@ -121,7 +121,7 @@ export class Pipeline {
     const staleIfError = policy.staleIfErrorS ? { graceS: policy.staleIfErrorS, maxAgeS: policy.maxAgeS } : undefined;
     const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined, staleIfError };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
-    const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key);
+    const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key, this.now() + policy.ttlS * 1000);
     // Only the request that makes the call spends its tokens; the ones that join it spend nothing.
     const call = async (signal: FlightSignal) => {
       await spend?.reserve();
@@ -157,13 +157,13 @@ export class Pipeline {
   }
 
   /** The semantic tier's view of a request that may store (undefined when the tier is off or does not apply). */
-  private semanticProbe(request: FastifyRequest, tenant: string, policy: CachePolicy, body: JsonObject): Probe | undefined {
+  private semanticProbe(request: FastifyRequest, route: CompletionRoute, tenant: string, policy: CachePolicy, body: JsonObject): Probe | undefined {
     const semantic = this.deps.semantic;
     if (semantic === undefined) return undefined;
     // The upstream embedder embeds with the client's credentials and priority, as its own request would go upstream.
     const context = !semantic.embedsUpstream ? undefined
       : { headers: upstreamRequestHeaders(request.headers, { fallbackApiKey: this.deps.upstreamApiKey, keepContentLength: false, identityEncoding: true }), priority: request.recall.priority };
-    return semantic.probe({ tenant, namespace: policy.namespace, body }, context);
+    return semantic.probe({ route, tenant, namespace: policy.namespace, body }, context);
   }
 
   /** Embeddings are cached per input: only the inputs not cached go upstream, batched with other requests' misses. */

@@ -1,8 +1,9 @@
-// The semantic tier: after an exact miss, a chat request whose last user message is close enough to one already
-// answered in the same partition is answered with that entry. The partition (tenant, namespace, route, and the
-// canonical body without its last message: model, every parameter, tools, response format, system prompt, earlier
-// turns) must match exactly; only the last user message is compared by vector, and the guards must pass. A candidate
-// is served only if its exact entry is still there. Every failure (embedder, index, store) fails open: a miss.
+// The semantic tier: after an exact miss, a request whose last user message (chat) or prompt string (completions) is
+// close enough to one already answered in the same partition is answered with that entry. The partition (tenant,
+// namespace, route, and the canonical body without that message: model, every parameter, tools, response format,
+// system prompt, earlier turns) must match exactly; only the message is compared by vector, and the guards must pass.
+// A candidate is served only if its exact entry is still there; vectors leave with their entries (evicted, expired,
+// purged). Every failure (embedder, index, store) fails open: a miss.
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Metrics } from '../../metrics/catalog.js';
@@ -10,19 +11,26 @@ import { isRecord, type JsonObject } from '../../openai/wire.js';
 import type { ExactTier } from '../exact-tier.js';
 import { canonicalBody, KEY_VERSION } from '../key.js';
 import type { CachePolicy } from '../policy.js';
-import type { CacheEntry } from '../store.js';
+import type { CompletionRoute } from '../../openai/assemble.js';
+import type { CacheEntry, PurgeScope } from '../store.js';
 import type { EmbedContext, Embedder } from './embedder.js';
 import { factsOf, failedGuard, type PromptFacts } from './guards.js';
-import type { VectorIndex } from './vector-index.js';
+import type { VectorIndex, VectorMeta } from './vector-index.js';
 
-/** Where inserts go besides the local index (the Redis feed, shared with other instances). */
-export interface InsertSink {
-  publish(vector: Float32Array, partition: string, exactKey: string, text: string): void;
+/** Where inserts and purges go besides the local index: the Redis feed, shared with other instances. */
+export interface SharedVectors {
+  publish(vector: Float32Array, meta: VectorMeta): void;
+  /** Resolves once the purge is recorded for the other instances (rejects when it could not be). */
+  publishPurge(scope: PurgeScope): Promise<void>;
+  /** Drops what no instance needs any more (records of expired entries) from the shared feed. */
+  trim(now: number): void;
 }
 
 export interface SemanticSettings {
   threshold: number;
   maxTurns: number;
+  /** How often vectors of expired entries are swept out of the index (and the shared feed trimmed). */
+  sweepIntervalMs: number;
 }
 
 export interface SemanticTierDeps {
@@ -32,7 +40,7 @@ export interface SemanticTierDeps {
   metrics: Metrics;
   log: FastifyBaseLogger;
   settings: SemanticSettings;
-  sink?: InsertSink | undefined;
+  shared?: SharedVectors | undefined;
   now?: () => number;
 }
 
@@ -50,6 +58,7 @@ export type SemanticLookup =
   | { outcome: 'miss' };
 
 export interface ProbeParts {
+  route: CompletionRoute;
   tenant: string;
   namespace: string;
   body: JsonObject;
@@ -69,9 +78,39 @@ const SETUP_ROLES = new Set(['system', 'developer']);
 export class SemanticTier {
   private readonly now: () => number;
   private lastWarningAt = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: SemanticTierDeps) {
     this.now = deps.now ?? Date.now;
+    // An entry that leaves the exact tier takes its vector along (where the store can tell: the memory store).
+    deps.exact.onRemoved((key) => deps.index.removeKey(key));
+  }
+
+  /** Starts sweeping out the vectors of expired entries every `sweepIntervalMs`. */
+  start(): void {
+    this.sweeper ??= setInterval(() => this.sweep(), this.deps.settings.sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** Drops the vectors of expired entries (their entries are never served anyway) and trims the shared feed. */
+  sweep(): void {
+    const now = this.now();
+    this.deps.index.removeExpired(now);
+    this.deps.shared?.trim(now);
+  }
+
+  /**
+   * An operator's purge: the vectors of the purged entries leave this instance's index now, and the purge is
+   * recorded for the other instances (which apply it within about a second). Rejects when it could not be recorded.
+   */
+  async purge(scope: PurgeScope): Promise<void> {
+    this.deps.index.purge(scope);
+    await this.deps.shared?.publishPurge(scope);
   }
 
   /** The embedder calls the upstream: probes need the client's credentials. */
@@ -84,30 +123,38 @@ export class SemanticTier {
   }
 
   /**
-   * The probe of a chat request, with its embedding started; undefined when the tier does not apply: the last
-   * message is not the user's, holds more than text, or the conversation is longer than `max_turns`.
+   * The probe of a request, with its embedding started; undefined when the tier does not apply. Chat: the last message
+   * must be the user's and hold only text, and the conversation be no longer than `max_turns`. Completions: the
+   * prompt must be one string (arrays and token prompts skip), and `echo` off (the answer would repeat the stored
+   * prompt, not the request's).
    */
   probe(parts: ProbeParts, context?: EmbedContext): Probe | undefined {
-    const messages = parts.body.messages;
-    if (!Array.isArray(messages) || messages.length === 0) return this.skip();
-    const turns = messages.filter((m) => !(isRecord(m) && typeof m.role === 'string' && SETUP_ROLES.has(m.role))).length;
-    if (turns > this.deps.settings.maxTurns) return this.skip();
-    const last = messages[messages.length - 1];
-    if (!isRecord(last) || last.role !== 'user') return this.skip();
-    const text = textOf(last.content);
-    if (text === undefined || text.trim() === '') return this.skip();
-
-    const partition = createHash('sha256').update(PARTITION_VERSION).update('\0').update('chat.completions').update('\0')
+    const found = parts.route === 'chat.completions' ? this.lastUserMessage(parts.body) : promptOf(parts.body);
+    if (found === undefined) return this.skip();
+    const partition = createHash('sha256').update(PARTITION_VERSION).update('\0').update(parts.route).update('\0')
       .update(parts.tenant).update('\0').update(parts.namespace).update('\0')
-      .update(canonicalBody('chat.completions', { ...parts.body, messages: messages.slice(0, -1) })).digest('base64');
-    const vector = this.deps.embedder.embed([text], context).then(
+      .update(canonicalBody(parts.route, found.rest)).digest('base64');
+    const vector = this.deps.embedder.embed([found.text], context).then(
       (vectors) => vectors[0],
       (err: unknown) => {
         this.fail('embed', err, 'semantic embedder failed; the request goes on without the semantic tier');
         return undefined;
       },
     );
-    return { partition, text, facts: factsOf(text), vector };
+    return { partition, text: found.text, facts: factsOf(found.text), vector };
+  }
+
+  /** A chat request's last user message, and the body without it (the rest of the partition). */
+  private lastUserMessage(body: JsonObject): ComparedText | undefined {
+    const messages = body.messages;
+    if (!Array.isArray(messages) || messages.length === 0) return undefined;
+    const turns = messages.filter((m) => !(isRecord(m) && typeof m.role === 'string' && SETUP_ROLES.has(m.role))).length;
+    if (turns > this.deps.settings.maxTurns) return undefined;
+    const last = messages[messages.length - 1];
+    if (!isRecord(last) || last.role !== 'user') return undefined;
+    const text = textOf(last.content);
+    if (text === undefined || text.trim() === '') return undefined;
+    return { text, rest: { ...body, messages: messages.slice(0, -1) } };
   }
 
   /** The best candidate of the probe's partition at or above `threshold` that passes the guards and is still stored. */
@@ -147,24 +194,28 @@ export class SemanticTier {
     return this.result(result);
   }
 
-  /** Indexes the probe's message for the entry just stored under `exactKey` (and publishes it to other instances). */
-  async insert(probe: Probe, exactKey: string): Promise<void> {
+  /**
+   * Indexes the probe's message for the entry just stored under `exactKey`, to expire with it at `expiresAt`
+   * (and publishes it to other instances).
+   */
+  async insert(probe: Probe, exactKey: string, expiresAt: number): Promise<void> {
+    const meta: VectorMeta = { partition: probe.partition, exactKey, text: probe.text, expiresAt };
     const vector = await withinBudget(probe.vector);
     if (vector === LATE) {
-      void probe.vector.then((late) => late !== undefined && this.add(late, probe, exactKey));
+      void probe.vector.then((late) => late !== undefined && this.add(late, meta));
       return;
     }
-    if (vector !== undefined) this.add(vector, probe, exactKey);
+    if (vector !== undefined) this.add(vector, meta);
   }
 
-  private add(vector: Float32Array, probe: Probe, exactKey: string): void {
+  private add(vector: Float32Array, meta: VectorMeta): void {
     try {
-      this.deps.index.add(vector, { partition: probe.partition, exactKey, text: probe.text });
+      this.deps.index.add(vector, meta);
     } catch (err) {
       this.fail('index', err, 'semantic index insert failed; the entry is served by the exact tier only');
       return;
     }
-    this.deps.sink?.publish(vector, probe.partition, exactKey, probe.text);
+    this.deps.shared?.publish(vector, meta);
   }
 
   private skip(): undefined {
@@ -198,6 +249,19 @@ async function withinBudget<T>(promise: Promise<T>): Promise<T | typeof LATE> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The compared text of a request, and its body without that text: the rest of the partition. */
+interface ComparedText {
+  text: string;
+  rest: JsonObject;
+}
+
+/** A completions request's prompt when it is one string of text, and `echo` is off. */
+function promptOf(body: JsonObject): ComparedText | undefined {
+  const { prompt, ...rest } = body;
+  if (typeof prompt !== 'string' || prompt.trim() === '' || body.echo === true) return undefined;
+  return { text: prompt, rest };
 }
 
 /** The text of a message's content: a string, or text parts joined; undefined when it holds anything but text. */

@@ -7,6 +7,7 @@
 // is exact and faster than any graph; a partition that grows past FLAT_LIMIT moves into its own usearch HNSW index
 // (cosine), measured in docs/SEMANTIC.md (npm run bench:semantic).
 import usearch from 'usearch';
+import type { PurgeScope } from '../store.js';
 import { cosine } from './embedder.js';
 
 const { Index, MetricKind, ScalarKind } = usearch;
@@ -14,12 +15,44 @@ type HnswIndex = InstanceType<typeof Index>;
 
 /** Below this many vectors a partition is scanned linearly; at it, it moves into an HNSW graph. */
 export const FLAT_LIMIT = 512;
-/** HNSW: neighbours per node, and the breadth of the search when adding and when querying. */
-const CONNECTIVITY = 16;
-const EXPANSION_ADD = 64;
-const EXPANSION_SEARCH = 32;
+
+/** How a partition's HNSW graph is built and searched. */
+export interface HnswSettings {
+  /** Neighbours per node. */
+  connectivity: number;
+  /** Breadth of the search when adding, and when querying. */
+  expansionAdd: number;
+  expansionSearch: number;
+  /** How the graph stores vectors: f32 as given, f16 (half the bytes), i8 (a quarter). */
+  quantization: 'f32' | 'f16' | 'i8';
+}
+
+const SCALARS = { f32: { kind: ScalarKind.F32, bytes: 4 }, f16: { kind: ScalarKind.F16, bytes: 2 }, i8: { kind: ScalarKind.I8, bytes: 1 } } as const;
+
+/**
+ * Chosen with npm run bench:semantic (docs/SEMANTIC.md), at 100k vectors in one run: f16 holds half the bytes of f32
+ * and takes 24% fewer instructions a search with the same recall@1 (0.995), and its similarities stay within 1e-4 of
+ * the exact ones (i8: 40% fewer, but off by up to 0.004, which the threshold would feel).
+ */
+export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 64, expansionSearch: 32, quantization: 'f16' };
+
+/** An empty usearch HNSW graph (cosine) with these settings. */
+export function newGraph(dimensions: number, settings: HnswSettings): HnswIndex {
+  return new Index({
+    metric: MetricKind.Cos, quantization: SCALARS[settings.quantization].kind, multi: false, dimensions,
+    connectivity: settings.connectivity, expansion_add: settings.expansionAdd, expansion_search: settings.expansionSearch,
+  });
+}
 /** Candidates returned per lookup: the best, and a few runners-up in case the best fails a guard or has expired. */
-const CANDIDATES = 3;
+export const CANDIDATES = 3;
+
+/**
+ * Past this many vectors in one partition, expansion 32 loses recall (recall@1 0.79 at 1M, 0.997 at 100k), so the
+ * search is widened to WIDE_SEARCH_BREADTH results (0.985 at 1M, p50 0.49 ms; 256 gave 0.998 at 0.84 ms), measured
+ * in docs/SEMANTIC.md.
+ */
+const WIDE_SEARCH_FROM = 100_000;
+const WIDE_SEARCH_BREADTH = 128;
 
 /** What is kept per vector: enough to find and check its entry. */
 export interface VectorMeta {
@@ -28,6 +61,8 @@ export interface VectorMeta {
   exactKey: string;
   /** The last user message that was embedded; the guards compare it with the request's. */
   text: string;
+  /** Epoch ms: when the entry expires, the vector goes too (swept), whether or not it is ever looked at. */
+  expiresAt: number;
 }
 
 export interface Candidate {
@@ -54,6 +89,7 @@ export class VectorIndex {
   constructor(
     readonly dimensions: number,
     private readonly maxVectors: number,
+    private readonly hnsw: HnswSettings = DEFAULT_HNSW,
   ) {}
 
   get size(): number {
@@ -65,32 +101,51 @@ export class VectorIndex {
    * wrong length (another embedder's, from Redis).
    */
   add(vector: Float32Array, meta: VectorMeta): boolean {
-    if (vector.length !== this.dimensions) return false;
-    const previous = this.labelByKey.get(meta.exactKey);
-    if (previous !== undefined) this.remove(previous);
-    while (this.metas.size >= this.maxVectors) {
-      const oldest = this.metas.keys().next().value;
-      if (oldest === undefined) break;
-      this.remove(oldest);
+    return this.addMany([{ vector, meta }]) === 1;
+  }
+
+  /**
+   * Adds many vectors at once (an index built from Redis at start): each HNSW partition takes its share in one batch,
+   * spread over the cores. Vectors of the wrong length are skipped; returns how many were added.
+   */
+  addMany(entries: readonly { vector: Float32Array; meta: VectorMeta }[]): number {
+    // The last vector of each entry wins; past maxVectors only the newest can stay.
+    const latest = new Map<string, { vector: Float32Array; meta: VectorMeta }>();
+    for (const entry of entries) {
+      if (entry.vector.length !== this.dimensions) continue;
+      latest.delete(entry.meta.exactKey);
+      latest.set(entry.meta.exactKey, entry);
     }
-    const label = this.nextLabel++;
-    let partition = this.partitions.get(meta.partition);
-    if (partition === undefined) {
-      partition = new Partition();
-      this.partitions.set(meta.partition, partition);
+    const incoming = [...latest.values()].slice(-this.maxVectors);
+    for (const { meta } of incoming) this.removeKey(meta.exactKey);
+    while (this.metas.size > 0 && this.metas.size + incoming.length > this.maxVectors) this.remove(this.metas.keys().next().value!);
+    const batches = new Map<Partition, { labels: number[]; vectors: Float32Array[] }>();
+    for (const { vector, meta } of incoming) {
+      const label = this.nextLabel++;
+      let partition = this.partitions.get(meta.partition);
+      if (partition === undefined) {
+        partition = new Partition();
+        this.partitions.set(meta.partition, partition);
+      }
+      let batch = batches.get(partition);
+      if (batch === undefined) batches.set(partition, batch = { labels: [], vectors: [] });
+      batch.labels.push(label);
+      batch.vectors.push(vector);
+      partition.size++;
+      this.metas.set(label, meta);
+      this.labelByKey.set(meta.exactKey, label);
+      this.textBytes += metaBytes(meta);
     }
-    if (partition.hnsw !== undefined) {
-      partition.hnsw.add(BigInt(label), vector);
-    } else {
-      partition.labels.push(label);
-      partition.vectors.push(vector);
+    for (const [partition, batch] of batches) {
+      if (partition.hnsw !== undefined) {
+        this.addToGraph(partition.hnsw, batch.labels, batch.vectors);
+        continue;
+      }
+      partition.labels.push(...batch.labels);
+      partition.vectors.push(...batch.vectors);
       if (partition.labels.length >= FLAT_LIMIT) this.promote(partition);
     }
-    partition.size++;
-    this.metas.set(label, meta);
-    this.labelByKey.set(meta.exactKey, label);
-    this.textBytes += meta.text.length * 2 + meta.exactKey.length * 2 + meta.partition.length * 2;
-    return true;
+    return incoming.length;
   }
 
   /** The best few vectors of the partition at or above `minSimilarity`, best first. */
@@ -106,8 +161,11 @@ export class VectorIndex {
       found.sort((a, b) => b.similarity - a.similarity);
       return found.slice(0, CANDIDATES);
     }
-    const matches = partition.hnsw.search(vector, CANDIDATES, 0);
-    for (let i = 0; i < matches.keys.length; i++) {
+    // One thread: a lookup is one query, and the request path must not fan out over the cores. Asking for more
+    // results widens usearch's search to that many (its expansion is fixed when the graph is made).
+    const breadth = partition.size > WIDE_SEARCH_FROM ? WIDE_SEARCH_BREADTH : CANDIDATES;
+    const matches = partition.hnsw.search(vector, breadth, 1);
+    for (let i = 0; i < matches.keys.length && found.length < CANDIDATES; i++) {
       const label = Number(matches.keys[i]);
       const meta = this.metas.get(label);
       // usearch's cosine distance is 1 - similarity.
@@ -122,7 +180,7 @@ export class VectorIndex {
     if (meta === undefined) return;
     this.metas.delete(label);
     if (this.labelByKey.get(meta.exactKey) === label) this.labelByKey.delete(meta.exactKey);
-    this.textBytes -= meta.text.length * 2 + meta.exactKey.length * 2 + meta.partition.length * 2;
+    this.textBytes -= metaBytes(meta);
     const partition = this.partitions.get(meta.partition);
     if (partition === undefined) return;
     partition.size--;
@@ -138,10 +196,39 @@ export class VectorIndex {
     if (partition.size === 0) this.partitions.delete(meta.partition);
   }
 
-  /** Drops the vector of an entry, if there is one (its entry was found expired or purged). */
+  /** Drops the vector of an entry, if there is one (its entry left the exact tier, or was found gone). */
   removeKey(exactKey: string): void {
     const label = this.labelByKey.get(exactKey);
     if (label !== undefined) this.remove(label);
+  }
+
+  /** Drops the vectors of every entry whose exact key starts with `prefix` (a namespace purge); returns how many. */
+  removeKeyPrefix(prefix: string): number {
+    let removed = 0;
+    for (const [label, meta] of this.metas) {
+      if (!meta.exactKey.startsWith(prefix)) continue;
+      this.remove(label);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Drops the vectors of purged entries: one entry's, a namespace's (keys are `<namespace>:<hash>`), or all. */
+  purge(scope: PurgeScope): void {
+    if ('key' in scope) this.removeKey(scope.key);
+    else if ('namespace' in scope) this.removeKeyPrefix(`${scope.namespace}:`);
+    else this.clear();
+  }
+
+  /** Drops the vectors whose entries have expired by `now`; returns how many. One pass over the metadata. */
+  removeExpired(now: number): number {
+    let removed = 0;
+    for (const [label, meta] of this.metas) {
+      if (meta.expiresAt > now) continue;
+      this.remove(label);
+      removed++;
+    }
+    return removed;
   }
 
   clear(): void {
@@ -152,28 +239,39 @@ export class VectorIndex {
   }
 
   /**
-   * Bytes held, estimated: each vector's floats, its metadata strings, and for HNSW partitions the graph's links
-   * (about 2 × connectivity 4-byte neighbours on the base layer plus usearch's per-node header).
+   * Bytes held, estimated: the flat partitions' floats; in HNSW partitions each vector at its quantised width plus
+   * the graph's links (about 2 × connectivity 4-byte neighbours on the base layer plus usearch's per-node header);
+   * and each vector's metadata.
    */
   bytes(): number {
     let hnswNodes = 0;
     for (const partition of this.partitions.values()) if (partition.hnsw !== undefined) hnswNodes += partition.size;
-    const perVector = this.dimensions * 4 + 64;
-    return this.metas.size * perVector + this.textBytes + hnswNodes * (CONNECTIVITY * 2 * 4 + 32);
+    const flatVectors = this.metas.size - hnswNodes;
+    const perNode = this.dimensions * SCALARS[this.hnsw.quantization].bytes + this.hnsw.connectivity * 2 * 4 + 32;
+    return flatVectors * this.dimensions * 4 + hnswNodes * perNode + this.metas.size * 64 + this.textBytes;
   }
 
   /** A partition at FLAT_LIMIT moves into its own HNSW graph; its flat arrays are freed. */
   private promote(partition: Partition): void {
-    const hnsw = new Index({
-      metric: MetricKind.Cos, quantization: ScalarKind.F32, multi: false, dimensions: this.dimensions,
-      connectivity: CONNECTIVITY, expansion_add: EXPANSION_ADD, expansion_search: EXPANSION_SEARCH,
-    });
-    const keys = BigUint64Array.from(partition.labels.map(BigInt));
-    const flat = new Float32Array(partition.labels.length * this.dimensions);
-    partition.vectors.forEach((vector, i) => flat.set(vector, i * this.dimensions));
-    hnsw.add(keys, flat);
-    partition.hnsw = hnsw;
+    partition.hnsw = newGraph(this.dimensions, this.hnsw);
+    this.addToGraph(partition.hnsw, partition.labels, partition.vectors);
     partition.labels = [];
     partition.vectors = [];
   }
+
+  /** One vector is added as it is; several in one batch, over all cores. */
+  private addToGraph(graph: HnswIndex, labels: readonly number[], vectors: readonly Float32Array[]): void {
+    if (labels.length === 1) {
+      graph.add(BigInt(labels[0]!), vectors[0]!, 1);
+      return;
+    }
+    const flat = new Float32Array(labels.length * this.dimensions);
+    vectors.forEach((vector, i) => flat.set(vector, i * this.dimensions));
+    graph.add(BigUint64Array.from(labels, BigInt), flat, 0);
+  }
+}
+
+/** The metadata strings' bytes (UTF-16). */
+function metaBytes(meta: VectorMeta): number {
+  return (meta.text.length + meta.exactKey.length + meta.partition.length) * 2;
 }

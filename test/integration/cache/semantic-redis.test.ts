@@ -1,7 +1,9 @@
-// The semantic tier shared through Redis: an entry stored through one instance is a semantic hit on another, and an
-// instance started later builds its index from Redis.
+// The semantic tier shared through Redis: an entry stored through one instance is a semantic hit on another, an
+// instance started later builds its index from Redis, and vectors leave every instance with their entries (purged,
+// expired).
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
 import { sample, scrape } from '../../support/metrics.js';
 import { eventually, startRecall, type RunningRecall } from '../../support/recall.js';
@@ -15,6 +17,16 @@ let run = 0;
 
 const upstreamChats = () => mock.stats().byRoute['POST /v1/chat/completions'] ?? 0;
 const vectorsOn = async (instance: RunningRecall) => sample(await scrape(instance.url), 'recall_semantic_vectors');
+
+/** A Recall whose Redis connection is up: before that it serves from the upstream and stores nothing (fail open). */
+async function startConnected(config: Record<string, unknown>): Promise<RunningRecall> {
+  const instance = await startRecall(config);
+  await eventually(async () => {
+    const ready = (await (await fetch(`${instance.url}/readyz`)).json()) as { checks: { redis?: { ok: boolean } } };
+    return ready.checks.redis?.ok === true;
+  }, 'Recall is connected to Redis');
+  return instance;
+}
 
 function question(): { original: string; variant: string } {
   run++;
@@ -82,5 +94,117 @@ describe('two instances on one Redis share vectors', () => {
     const answer = await b.client().chat.completions.create(chat(stored!.variant)).withResponse();
     expect(answer.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
     expect(answer.data).toEqual(first);
+  });
+});
+
+describe('vectors leave with their entries, on every instance', () => {
+  let pair: RunningRecall[];
+  let prefix: string;
+  let redisClient: Redis;
+  let prefixRun = 0;
+  const streamLength = () => redisClient.xlen(`recall-meta:${prefix}semantic`);
+  const purgeOn = async (instance: RunningRecall, body: unknown) => {
+    const answer = await fetch(`${instance.url}/recall/admin/purge`, {
+      method: 'POST', headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    expect(answer.status).toBe(200);
+    return answer.json();
+  };
+  // Its own key prefix per test: vector counts and the stream start from nothing.
+  const settingsOf = () => ({ ...settings, 'redis.key_prefix': prefix, 'admin.token': 'admin-secret', 'semantic.sweep_interval_ms': 100 });
+
+  beforeAll(() => {
+    redisClient = new Redis(redisServer.url);
+  });
+  afterAll(() => redisClient.quit());
+  beforeEach(async () => {
+    prefix = `recall-semantic-gone-${++prefixRun}:`;
+    pair = [await startConnected(settingsOf()), await startConnected(settingsOf())];
+  });
+  afterEach(() => Promise.all(pair.map((i) => i.close())));
+
+  it('a purge of all through one instance makes near-repeats a MISS on both, and a later instance loads nothing', async () => {
+    const [a, b] = pair as [RunningRecall, RunningRecall];
+    const { original, variant } = question();
+    await a.client().chat.completions.create(chat(original));
+    await eventually(async () => (await vectorsOn(b)) === 1, 'the other instance indexed the vector');
+    expect(await purgeOn(a, { all: true })).toEqual({ purged: 1 });
+    expect(await vectorsOn(a)).toBe(0);
+    await eventually(async () => (await vectorsOn(b)) === 0, 'the other instance applied the purge');
+    for (const instance of [a, b]) {
+      const again = await instance.client().chat.completions.create(chat(variant), { headers: { 'cache-control': 'no-store' } }).withResponse();
+      expect(again.response.headers.get('x-recall-cache')).not.toBe('SEMANTIC');
+    }
+    const late = await startConnected(settingsOf());
+    pair.push(late);
+    // The stream holds only the purge record; the late instance has read it once its feed is past it.
+    expect(await streamLength()).toBe(1);
+    const lookups = await scrape(late.url);
+    expect(sample(lookups, 'recall_semantic_vectors')).toBe(0);
+    const fromLate = await late.client().chat.completions.create(chat(variant)).withResponse();
+    expect(fromLate.response.headers.get('x-recall-cache')).toBe('MISS');
+  });
+
+  it('a namespace purge through one instance takes those vectors from the other', async () => {
+    const [a, b] = pair as [RunningRecall, RunningRecall];
+    const purged = question();
+    const kept = question();
+    await a.client({ defaultHeaders: { 'x-recall-namespace': 'semantic-team' } }).chat.completions.create(chat(purged.original));
+    await a.client().chat.completions.create(chat(kept.original));
+    await eventually(async () => (await vectorsOn(b)) === 2, 'the other instance indexed both vectors');
+    expect(await purgeOn(b, { namespace: 'semantic-team' })).toEqual({ purged: 1 });
+    await eventually(async () => (await vectorsOn(a)) === 1, 'the first instance applied the purge');
+    const still = await a.client().chat.completions.create(chat(kept.variant)).withResponse();
+    expect(still.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+  });
+
+  it('vectors of expired entries are swept on every instance, trimmed from the stream, and never loaded by a later instance', async () => {
+    const [a, b] = pair as [RunningRecall, RunningRecall];
+    await a.client().chat.completions.create(chat(question().original), { headers: { 'x-recall-ttl': '1' } });
+    await eventually(async () => (await vectorsOn(b)) === 1, 'the other instance indexed the vector');
+    expect(await streamLength()).toBe(1);
+    await eventually(async () => (await vectorsOn(a)) === 0 && (await vectorsOn(b)) === 0, 'both instances swept the expired vector');
+    await eventually(async () => (await streamLength()) === 0, 'the expired record was trimmed from the stream');
+    const lived = question();
+    await a.client().chat.completions.create(chat(lived.original));
+    const late = await startConnected(settingsOf());
+    pair.push(late);
+    await eventually(async () => (await vectorsOn(late)) === 1, 'the late instance loaded the live vector');
+    const answer = await late.client().chat.completions.create(chat(lived.variant)).withResponse();
+    expect(answer.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+  });
+
+  it('an expired entry is never served by another instance, even before any sweep', async () => {
+    await Promise.all(pair.splice(0).map((i) => i.close()));
+    const unswept = { ...settingsOf(), 'semantic.sweep_interval_ms': 3_600_000 };
+    const [a, b] = [await startConnected(unswept), await startConnected(unswept)];
+    pair.push(a, b);
+    const { original, variant } = question();
+    await a.client().chat.completions.create(chat(original), { headers: { 'x-recall-ttl': '1' } });
+    await eventually(async () => (await vectorsOn(b)) === 1, 'the other instance indexed the vector');
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const expiredBefore = sample(await scrape(b.url), 'recall_semantic_lookups_total', { result: 'expired' });
+    const later = await b.client().chat.completions.create(chat(variant)).withResponse();
+    expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
+    // Found, its entry gone from Redis, and dropped.
+    expect(sample(await scrape(b.url), 'recall_semantic_lookups_total', { result: 'expired' })).toBe(expiredBefore + 1);
+  });
+
+  it('a record of an expired entry still in the stream is skipped when a later instance loads it', async () => {
+    // No sweeps here: the dead records must still be in the stream when the later instance reads it.
+    await Promise.all(pair.splice(0).map((i) => i.close()));
+    const unswept = { ...settingsOf(), 'semantic.sweep_interval_ms': 3_600_000 };
+    const a = await startConnected(unswept);
+    pair.push(a);
+    await a.client().chat.completions.create(chat(question().original), { headers: { 'x-recall-ttl': '1' } });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // Another instance's record of an entry that expired a moment ago.
+    await redisClient.xadd(`recall-meta:${prefix}semantic`, '*', 'i', 'elsewhere', 'p', 'p', 'k', 'default:dead', 't', 'dead', 'e', String(Date.now() - 1), 'v', Buffer.alloc(512 * 4));
+    const late = await startConnected(unswept);
+    pair.push(late);
+    await a.client().chat.completions.create(chat(question().original));
+    await eventually(async () => (await vectorsOn(late)) >= 1, 'the late instance loaded the live vector');
+    expect(await streamLength()).toBe(3);
+    expect(await vectorsOn(late)).toBe(1);
   });
 });

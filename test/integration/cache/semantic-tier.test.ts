@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MockUpstream } from '../../../loadtest/mock-upstream.js';
 import { sample, scrape } from '../../support/metrics.js';
-import { startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
+import { eventually, startRecallWithMock, type RecallWithMock, type RunningRecall } from '../../support/recall.js';
 
 let pair: RecallWithMock;
 let mock: MockUpstream;
@@ -86,6 +86,12 @@ describe('near-repeats', () => {
     expect(sample(after, 'recall_semantic_vectors')).toBeGreaterThan(0);
     expect(sample(after, 'recall_semantic_index_bytes')).toBeGreaterThan(0);
     expect(sample(after, 'recall_requests_total', { cache: 'SEMANTIC' })).toBeGreaterThan(0);
+    const stats = (await (await fetch(`${recall.url}/recall/stats`)).json()) as { semantic: { vectors: number; index_bytes: number; bytes_per_vector: number; lookups: Record<string, number> } };
+    expect(stats.semantic.vectors).toBe(sample(after, 'recall_semantic_vectors'));
+    expect(stats.semantic.bytes_per_vector).toBe(Math.round(stats.semantic.index_bytes / stats.semantic.vectors));
+    // 512 floats of 4 bytes, plus metadata: an estimate, but never less than the floats.
+    expect(stats.semantic.bytes_per_vector).toBeGreaterThan(2048);
+    expect(stats.semantic.lookups.hit).toBe(sample(after, 'recall_semantic_lookups_total', { result: 'hit' }));
   });
 });
 
@@ -184,6 +190,14 @@ describe('X-Recall-Semantic', () => {
 });
 
 describe('entries that are gone', () => {
+  const vectors = async (on: RunningRecall = recall) => sample(await scrape(on.url), 'recall_semantic_vectors');
+  const purge = async (body: unknown) => {
+    const answer = await fetch(`${recall.url}/recall/admin/purge`, {
+      method: 'POST', headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    return answer.json();
+  };
+
   it('an expired entry is never served', async () => {
     const { original, variant } = question();
     await recall.client({ defaultHeaders: { 'x-recall-ttl': '1' } }).chat.completions.create(chat(original));
@@ -193,16 +207,128 @@ describe('entries that are gone', () => {
     expect(upstreamChats()).toBe(2);
   });
 
-  it('a purged entry is never served', async () => {
+  it('a purged entry is never served, and its vector leaves the index with it', async () => {
     const { original, variant } = question();
     const first = await sdk.chat.completions.create(chat(original)).withResponse();
-    const purge = await fetch(`${recall.url}/recall/admin/purge`, {
-      method: 'POST', headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' },
-      body: JSON.stringify({ key: first.response.headers.get('x-recall-key') }),
-    });
-    expect(await purge.json()).toEqual({ purged: 1 });
+    const before = await vectors();
+    expect(await purge({ key: first.response.headers.get('x-recall-key') })).toEqual({ purged: 1 });
+    expect(await vectors()).toBe(before - 1);
     const later = await sdk.chat.completions.create(chat(variant)).withResponse();
     expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
+  });
+
+  it("a namespace purge takes that namespace's vectors and leaves the others", async () => {
+    const inNamespace = recall.client({ defaultHeaders: { 'x-recall-namespace': 'semantic-purged' } });
+    const purged = question();
+    const kept = question();
+    await inNamespace.chat.completions.create(chat(purged.original));
+    await sdk.chat.completions.create(chat(kept.original));
+    const before = await vectors();
+    expect(await purge({ namespace: 'semantic-purged' })).toEqual({ purged: 1 });
+    expect(await vectors()).toBe(before - 1);
+    const gone = await inNamespace.chat.completions.create(chat(purged.variant)).withResponse();
+    const still = await sdk.chat.completions.create(chat(kept.variant)).withResponse();
+    expect(gone.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(still.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+  });
+
+  it('a purge of all empties the index', async () => {
+    const { original, variant } = question();
+    await sdk.chat.completions.create(chat(original));
+    expect(await vectors()).toBeGreaterThan(0);
+    expect(((await purge({ all: true })) as { purged: number }).purged).toBeGreaterThan(0);
+    expect(await vectors()).toBe(0);
+    const later = await sdk.chat.completions.create(chat(variant)).withResponse();
+    expect(later.response.headers.get('x-recall-cache')).toBe('MISS');
+  });
+
+  describe('in step with the memory store', () => {
+    let small: RecallWithMock;
+    beforeAll(async () => {
+      small = await startRecallWithMock({ 'cache.memory.max_entries': 2, 'semantic.sweep_interval_ms': 100 });
+    });
+    afterAll(() => small.close());
+
+    it('an entry evicted by the LRU takes its vector: the near-repeat is a MISS and the index shrinks', async () => {
+      const oldest = question();
+      await small.sdk.chat.completions.create(chat(oldest.original));
+      await small.sdk.chat.completions.create(chat(question().original));
+      expect(await vectors(small.recall)).toBe(2);
+      // A third entry that has no vector of its own (a prompt of token IDs) evicts the least recently used one, and
+      // that entry's vector goes with it before any lookup.
+      await small.sdk.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: [run, 7, 7] as unknown as string });
+      expect(await vectors(small.recall)).toBe(1);
+      const lookupsBefore = sample(await scrape(small.recall.url), 'recall_semantic_lookups_total', { result: 'expired' });
+      const repeat = await small.sdk.chat.completions.create(chat(oldest.variant)).withResponse();
+      expect(repeat.response.headers.get('x-recall-cache')).toBe('MISS');
+      // Not found and dropped by the lookup: it was gone already.
+      expect(sample(await scrape(small.recall.url), 'recall_semantic_lookups_total', { result: 'expired' })).toBe(lookupsBefore);
+    });
+
+    it('the vector of an expired entry is swept out without anyone asking for it', async () => {
+      await small.sdk.chat.completions.create(chat(question().original), { headers: { 'x-recall-ttl': '1' } });
+      const before = await vectors(small.recall);
+      await eventually(async () => (await vectors(small.recall)) === before - 1, 'the expired vector was swept');
+    });
+  });
+});
+
+describe('completions', () => {
+  const complete = (prompt: string | string[], extra: Partial<OpenAI.Completions.CompletionCreateParamsNonStreaming> = {}) =>
+    sdk.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt, ...extra }).withResponse();
+  const upstreamCompletions = () => mock.stats().byRoute['POST /v1/completions'] ?? 0;
+
+  it('a near-repeat of the prompt is a SEMANTIC hit with the stored answer', async () => {
+    const { original, variant } = question();
+    const first = await complete(original);
+    const second = await complete(variant);
+    expect(first.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(second.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    expect(Number(second.response.headers.get('x-recall-similarity'))).toBeGreaterThan(0.9);
+    expect(second.data).toEqual(first.data);
+    expect(upstreamCompletions()).toBe(1);
+  });
+
+  it('a streaming near-repeat gets the stored text as server-sent events', async () => {
+    const { original, variant } = question();
+    const first = await complete(original);
+    const { data: stream, response } = await sdk.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: variant, stream: true }).withResponse();
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+    expect(response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    expect(text).toBe(first.data.choices[0]?.text);
+  });
+
+  it('every other field is the partition: another max_tokens, suffix or model never hits', async () => {
+    for (const extra of [{ max_tokens: 7 }, { suffix: ' -- end' }, { model: 'davinci-002' }]) {
+      const { original, variant } = question();
+      await complete(original);
+      const second = await complete(variant, extra);
+      expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
+    }
+  });
+
+  it('array prompts, token prompts and echo skip the tier', async () => {
+    const skipped = [
+      (text: string) => complete([text]),
+      // Token IDs (the SDK types them as number[]); other tokens for the variant, so it is no exact repeat.
+      (text: string) => complete([text.charCodeAt(0), 2, 3] as unknown as string),
+      (text: string) => complete(text, { echo: true }),
+    ];
+    for (const ask of skipped) {
+      const { original, variant } = question();
+      await ask(original);
+      const before = sample(await scrape(recall.url), 'recall_semantic_lookups_total', { result: 'skipped' });
+      const second = await ask(variant);
+      expect(second.response.headers.get('x-recall-cache')).not.toBe('SEMANTIC');
+      expect(sample(await scrape(recall.url), 'recall_semantic_lookups_total', { result: 'skipped' })).toBe(before + 1);
+    }
+  });
+
+  it('guards hold for prompts too: another number never hits', async () => {
+    await complete('What is 2+2?');
+    const second = await complete('What is 2+3?');
+    expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
   });
 });
 
@@ -258,6 +384,7 @@ describe('semantic.enabled: false', () => {
       const second = await off.sdk.chat.completions.create(chat(variant)).withResponse();
       expect(second.response.headers.get('x-recall-cache')).toBe('MISS');
       expect(sample(await scrape(off.recall.url), 'recall_semantic_vectors')).toBe(0);
+      expect(((await (await fetch(`${off.recall.url}/recall/stats`)).json()) as { semantic: unknown }).semantic).toBeNull();
     } finally {
       await off.close();
     }

@@ -51,6 +51,31 @@ describe('MemoryStore', () => {
   });
 });
 
+describe('MemoryStore removal notices', () => {
+  it('names every key that leaves (evicted, expired, deleted, purged, cleared) and not one replaced', async () => {
+    let now = 0;
+    const store = new MemoryStore({ maxEntries: 2, maxBytes: 1e6 }, () => now);
+    const removed: string[] = [];
+    store.onRemoved((key) => removed.push(key));
+    await store.set('a', entry('1', 0));
+    await store.set('a', entry('1 again', 0));
+    expect(removed).toEqual([]);
+    await store.set('b', entry('2', 0, 10));
+    await store.set('c', entry('3', 0));
+    expect(removed).toEqual(['a']);
+    now = 10;
+    expect(await store.get('b')).toBeUndefined();
+    expect(removed).toEqual(['a', 'b']);
+    await store.set('ns:d', entry('4', 0));
+    expect(await store.delete('c')).toBe(true);
+    expect(await store.delete('c')).toBe(false);
+    expect(await store.deletePrefix('ns:')).toBe(1);
+    await store.set('e', entry('5', 0));
+    await store.clear();
+    expect(removed).toEqual(['a', 'b', 'c', 'ns:d', 'e']);
+  });
+});
+
 describe('MemoryStore at its limit', () => {
   it('evicts exactly the least recently used entries, in order, over many rounds', async () => {
     const store = new MemoryStore({ maxEntries: 100, maxBytes: 1e9 }, () => 0);

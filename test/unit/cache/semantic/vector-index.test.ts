@@ -1,10 +1,10 @@
 // The vector index: partitions never mix, the best candidates come first, flat and HNSW partitions agree, bounds hold.
 import { describe, expect, it } from 'vitest';
-import { FLAT_LIMIT, VectorIndex } from '../../../../src/cache/semantic/vector-index.js';
+import { DEFAULT_HNSW, FLAT_LIMIT, VectorIndex } from '../../../../src/cache/semantic/vector-index.js';
 import { LocalEmbedder } from '../../../../src/cache/semantic/local-embedder.js';
 
 const embedder = new LocalEmbedder(64);
-const meta = (partition: string, exactKey: string, text = exactKey) => ({ partition, exactKey, text });
+const meta = (partition: string, exactKey: string, text = exactKey, expiresAt = Infinity) => ({ partition, exactKey, text, expiresAt });
 
 describe('vector index', () => {
   it('finds the best vector of the partition and nothing of another partition', () => {
@@ -44,6 +44,58 @@ describe('vector index', () => {
     expect(index.search('p', embedder.embedOne('one'), 0.99)).toEqual([]);
     expect(index.bytes()).toBeGreaterThan(2 * 64 * 4);
   });
+
+  it('drops vectors of expired entries when swept, and of purged entries by key, namespace or all', () => {
+    const index = new VectorIndex(64, 100);
+    index.add(embedder.embedOne('soon gone'), meta('p', 'default:a', 'soon gone', 1_000));
+    index.add(embedder.embedOne('kept longer'), meta('p', 'default:b', 'kept longer', 5_000));
+    index.add(embedder.embedOne('other namespace'), meta('p', 'team-x:c', 'other namespace', 5_000));
+    index.add(embedder.embedOne('prefix lookalike'), meta('p', 'team-xy:d', 'prefix lookalike', 5_000));
+    expect(index.removeExpired(999)).toBe(0);
+    expect(index.removeExpired(1_000)).toBe(1);
+    expect(index.search('p', embedder.embedOne('soon gone'), 0.99)).toEqual([]);
+    expect(index.size).toBe(3);
+    index.purge({ namespace: 'team-x' });
+    expect(index.search('p', embedder.embedOne('other namespace'), 0.99)).toEqual([]);
+    expect(index.search('p', embedder.embedOne('prefix lookalike'), 0.99).map((c) => c.meta.exactKey)).toEqual(['team-xy:d']);
+    index.purge({ key: 'default:b' });
+    expect(index.size).toBe(1);
+    index.purge({ all: true });
+    expect(index.size).toBe(0);
+    expect(index.search('p', embedder.embedOne('prefix lookalike'), 0.5)).toEqual([]);
+  });
+
+  it('adds a batch (an index built from Redis): one vector per entry, the last one winning, the newest within maxVectors', () => {
+    const index = new VectorIndex(64, FLAT_LIMIT + 50);
+    const entries = Array.from({ length: FLAT_LIMIT + 100 }, (_, i) => ({ vector: embedder.embedOne(`batch question ${i} on subject ${i * 3}`), meta: meta('p', `k${i}`) }));
+    entries.push({ vector: embedder.embedOne('the replacement of k500'), meta: meta('p', 'k500') });
+    entries.push({ vector: new Float32Array(32), meta: meta('p', 'wrong-length') });
+    expect(index.addMany(entries)).toBe(FLAT_LIMIT + 50);
+    expect(index.size).toBe(FLAT_LIMIT + 50);
+    // The oldest 50 did not fit.
+    expect(index.search('p', embedder.embedOne('batch question 10 on subject 30'), 0.99)).toEqual([]);
+    expect(index.search('p', embedder.embedOne(`batch question ${FLAT_LIMIT + 99} on subject ${(FLAT_LIMIT + 99) * 3}`), 0.99)[0]?.meta.exactKey).toBe(`k${FLAT_LIMIT + 99}`);
+    expect(index.search('p', embedder.embedOne('the replacement of k500'), 0.99)[0]?.meta.exactKey).toBe('k500');
+    expect(index.search('p', embedder.embedOne('batch question 500 on subject 1500'), 0.99)).toEqual([]);
+  });
+
+  for (const quantization of ['f16', 'i8'] as const) {
+    it(`a ${quantization} graph finds the same vectors, with similarities close to the exact ones`, () => {
+      const index = new VectorIndex(64, 10_000, { ...DEFAULT_HNSW, quantization });
+      const texts = Array.from({ length: FLAT_LIMIT + 20 }, (_, i) => `quantised question ${i} about ${i % 7} things`);
+      const entries = texts.map((text, i) => ({ vector: embedder.embedOne(text), meta: meta('q', `k${i}`) }));
+      index.addMany(entries);
+      const full = new VectorIndex(64, 10_000, { ...DEFAULT_HNSW, quantization: 'f32' });
+      full.addMany(entries);
+      for (const i of [0, 77, FLAT_LIMIT + 19]) {
+        const best = index.search('q', embedder.embedOne(texts[i]!), 0.9)[0];
+        expect(best?.meta.exactKey).toBe(`k${i}`);
+        expect(best!.similarity).toBeCloseTo(1, 1);
+      }
+      // Smaller vectors in the graph: fewer bytes than the same index in f32.
+      expect(index.bytes()).toBeLessThan(full.bytes());
+    });
+  }
 
   it('refuses a vector of another length', () => {
     expect(new VectorIndex(64, 10).add(new Float32Array(32), meta('p', 'k'))).toBe(false);
