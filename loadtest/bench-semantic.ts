@@ -8,7 +8,7 @@
 // exact hits (the same request repeated) and semantic hits (surface variants of it, exact misses every time).
 //   npm run bench:semantic [-- --sizes 10000,100000,1000000 --configs f32/16/32,i8/16/32 --build auto --queries 1000
 //                             --instructions 200 --dimensions 512 --e2e-duration 5 --connections 50]
-// --configs: quantization/connectivity/expansion_search (f32, f16, i8); --build: single (one add per vector, as the
+// --configs: quantization/connectivity/expansion_search[/expansion_add] (f32, f16, i8); --build: single (one add per vector, as the
 // tier inserts), batch (addMany, as an index is built from Redis at start) or auto (single up to 100k).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,9 +36,10 @@ const queryCount = Number(args.queries);
 const instructionSearches = Number(args.instructions);
 const embedder = new LocalEmbedder(dimensions);
 const configs: HnswSettings[] = args.configs.split(',').map((text) => {
-  const [quantization, connectivity, expansionSearch] = text.split('/');
+  const [quantization, connectivity, expansionSearch, expansionAdd] = text.split('/');
   if (quantization !== 'f32' && quantization !== 'f16' && quantization !== 'i8') throw new Error(`--configs: quantization ${quantization} is not f32, f16 or i8`);
-  return { ...DEFAULT_HNSW, quantization, connectivity: Number(connectivity ?? DEFAULT_HNSW.connectivity), expansionSearch: Number(expansionSearch ?? DEFAULT_HNSW.expansionSearch) };
+  return { ...DEFAULT_HNSW, quantization, connectivity: Number(connectivity ?? DEFAULT_HNSW.connectivity), expansionSearch: Number(expansionSearch ?? DEFAULT_HNSW.expansionSearch),
+    expansionAdd: Number(expansionAdd ?? DEFAULT_HNSW.expansionAdd) };
 });
 
 const SUBJECTS = ['invoice', 'garden', 'router', 'recipe', 'contract', 'kernel', 'holiday', 'budget', 'thesis', 'engine', 'playlist', 'vaccine', 'mortgage', 'server', 'novel', 'lesson'];
@@ -99,7 +100,7 @@ try {
       const at = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!;
       index.clear();
       console.log(JSON.stringify({
-        vectors: size, dimensions, quantization: config.quantization, connectivity: config.connectivity, expansion_search: config.expansionSearch,
+        vectors: size, dimensions, quantization: config.quantization, connectivity: config.connectivity, expansion_search: config.expansionSearch, expansion_add: config.expansionAdd,
         build, build_s: +buildS.toFixed(2), rss_growth_mb: rssGrowth,
         lookup_p50_ms: +at(0.5).toFixed(3), lookup_p99_ms: +at(0.99).toFixed(3), recall_at_1: +(agree / queryCount).toFixed(3),
         max_similarity_error: +maxSimilarityError.toFixed(4), queries: queryCount,
