@@ -79,6 +79,8 @@ export class SemanticTier {
   private readonly now: () => number;
   private lastWarningAt = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  /** Probes of repeated (frozen) bodies, by route, tenant and namespace: embedding and guard facts cost tens of µs. */
+  private readonly repeated = new WeakMap<JsonObject, Map<string, Probe>>();
 
   constructor(private readonly deps: SemanticTierDeps) {
     this.now = deps.now ?? Date.now;
@@ -129,6 +131,21 @@ export class SemanticTier {
    * prompt, not the request's).
    */
   probe(parts: ProbeParts, context?: EmbedContext): Probe | undefined {
+    // A repeated body is the same deep-frozen object (proxy/json-body.ts): its probe is computed once. Not with the
+    // upstream embedder, whose call carries this request's credentials (and which caches embeddings itself).
+    const scope = `${parts.route}\0${parts.tenant}\0${parts.namespace}`;
+    const memo = Object.isFrozen(parts.body) && !this.embedsUpstream ? this.repeated.get(parts.body) : undefined;
+    const known = memo?.get(scope);
+    if (known !== undefined) return known;
+    const probe = this.newProbe(parts, context);
+    if (probe !== undefined && Object.isFrozen(parts.body) && !this.embedsUpstream) {
+      if (memo === undefined) this.repeated.set(parts.body, new Map([[scope, probe]]));
+      else memo.set(scope, probe);
+    }
+    return probe;
+  }
+
+  private newProbe(parts: ProbeParts, context: EmbedContext | undefined): Probe | undefined {
     const found = parts.route === 'chat.completions' ? this.lastUserMessage(parts.body) : promptOf(parts.body);
     if (found === undefined) return this.skip();
     const partition = createHash('sha256').update(PARTITION_VERSION).update('\0').update(parts.route).update('\0')
