@@ -12,7 +12,7 @@ import { ExactTier } from './cache/exact-tier.js';
 import { openCacheStore } from './cache/open-store.js';
 import { TenantResolver } from './cache/tenant.js';
 import type { RecallConfig } from './config/schema.js';
-import { createLogger, lazyChildLogger } from './log/logger.js';
+import { createLogger } from './log/logger.js';
 import { Metrics } from './metrics/catalog.js';
 import { DEFAULT_PRICES, PriceTable, parsePriceOverrides } from './metrics/prices.js';
 import { metricsRoutes } from './metrics/routes.js';
@@ -56,7 +56,6 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const app = Fastify({
     loggerInstance: createLogger(config.log.level, deps.logDestination) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: lazyChildLogger as never,
     bodyLimit: config.server.bodyLimitBytes,
     http: { maxHeaderSize: config.server.maxHeaderBytes },
     clientErrorHandler: clientErrorHandler(config.server.maxHeaderBytes),

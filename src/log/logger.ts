@@ -1,6 +1,6 @@
 // The pino logger: JSON lines, and no credential ever written. Known header paths are redacted, and every line is
 // scrubbed of key-like values on its way out, whatever field or message carries them.
-import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from '../config/schema.js';
 
 const REDACTED = '[redacted]';
@@ -49,59 +49,16 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
 }
 
 /**
- * Fastify gives every request a child logger, though a request that goes well never logs through it (its request
- * line is written apart, see request-log.ts): the child is made on first use. Making one was about 0.5 µs a request.
+ * Writes the request line (`msg: "request"`, level info) straight to the logger's destination, as pino would write it
+ * (level, time, the logger's bindings, the fields, msg), without pino's per-call serializing and scrubbing: the one
+ * line every request writes. `fields` must be JSON members (`"a":1,"b":"x"`) whose client-given strings the caller
+ * has already passed through `scrubSecrets`. Undefined when the logger does not log at `info`.
  */
-export function lazyChildLogger(logger: Logger, bindings: Bindings, options: ChildLoggerOptions): Logger {
-  return new LazyChildLogger(logger, bindings, options) as unknown as Logger;
-}
-
-class LazyChildLogger {
-  private made: Logger | undefined;
-
-  constructor(private readonly parent: Logger, private readonly bindings: Bindings, private readonly options: ChildLoggerOptions) {}
-
-  private get logger(): Logger {
-    return (this.made ??= this.parent.child(this.bindings, this.options));
-  }
-
-  get level(): string {
-    return this.made?.level ?? this.options.level ?? this.parent.level;
-  }
-
-  set level(level: string) {
-    this.logger.level = level;
-  }
-
-  isLevelEnabled(level: string): boolean {
-    return this.logger.isLevelEnabled(level);
-  }
-
-  child(bindings: Bindings, options?: ChildLoggerOptions): Logger {
-    return this.logger.child(bindings, options);
-  }
-
-  fatal(...args: Parameters<Logger['fatal']>): void { this.logger.fatal(...args); }
-  error(...args: Parameters<Logger['error']>): void { this.logger.error(...args); }
-  warn(...args: Parameters<Logger['warn']>): void { this.logger.warn(...args); }
-  info(...args: Parameters<Logger['info']>): void { this.logger.info(...args); }
-  debug(...args: Parameters<Logger['debug']>): void { this.logger.debug(...args); }
-  trace(...args: Parameters<Logger['trace']>): void { this.logger.trace(...args); }
-  silent(...args: Parameters<Logger['silent']>): void { this.logger.silent(...args); }
-}
-
-/**
- * Writes one `info` line with these fields straight to the logger's destination, as pino would write it (level,
- * time, the logger's bindings, the fields, msg), without pino's per-call serializing and scrubbing: for the one line
- * every request writes. `fields` must be JSON members (`"a":1,"b":"x"`) whose client-given strings the caller has
- * already passed through `scrubSecrets`. Undefined when the logger does not log at `info`.
- */
-export function directInfoWriter(logger: Logger): ((fields: string, msg: string) => void) | undefined {
+export function requestLineWriter(logger: Logger): ((fields: string) => void) | undefined {
   if (!logger.isLevelEnabled('info')) return undefined;
-  const symbols = pino.symbols as typeof pino.symbols & { chindingsSym: symbol };
   const internals = logger as unknown as Record<symbol, unknown>;
-  const stream = internals[symbols.streamSym] as DestinationStream;
-  const bindings = internals[symbols.chindingsSym] as string;
+  const stream = internals[pino.symbols.streamSym] as DestinationStream;
+  const bindings = internals[pino.symbols.chindingsSym] as string;
   const head = `{"level":${logger.levels.values.info}`;
-  return (fields, msg) => stream.write(`${head},"time":${Date.now()}${bindings},${fields},"msg":${JSON.stringify(msg)}}\n`);
+  return (fields) => stream.write(`${head},"time":${Date.now()}${bindings},${fields},"msg":"request"}\n`);
 }

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/catalog.js';
-import { directInfoWriter, scrubSecrets } from './logger.js';
+import { requestLineWriter, scrubSecrets } from './logger.js';
 import { newRequestContext, type RequestContext } from '../proxy/request-context.js';
 
 const CLIENT_CLOSED = 499;
@@ -21,14 +21,14 @@ export interface RequestLogSettings {
 
 /** Starts each request's context and its observation in one hook (which also refuses requests during shutdown). */
 export function registerRequestLog(app: FastifyInstance, metrics: Metrics, settings: RequestLogSettings): void {
-  const writeInfo = directInfoWriter(app.log as Logger);
+  const writeLine = requestLineWriter(app.log as Logger);
   app.addHook('onRequest', (request, reply, done) => {
     request.recall = newRequestContext();
     metrics.requestStarted();
     const response = reply.raw;
     response.once('close', () => {
       metrics.requestEnded();
-      observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics, settings, writeInfo);
+      observeRequest(request, response.writableFinished ? response.statusCode : CLIENT_CLOSED, metrics, settings, writeLine);
     });
     const refusal = settings.refusal();
     if (refusal === undefined) return done();
@@ -38,7 +38,7 @@ export function registerRequestLog(app: FastifyInstance, metrics: Metrics, setti
 }
 
 function observeRequest(
-  request: FastifyRequest, status: number, metrics: Metrics, settings: RequestLogSettings, writeInfo: ReturnType<typeof directInfoWriter>,
+  request: FastifyRequest, status: number, metrics: Metrics, settings: RequestLogSettings, writeLine: ReturnType<typeof requestLineWriter>,
 ): void {
   const context = request.recall;
   const route = request.routeOptions.url ?? 'unmatched';
@@ -50,9 +50,9 @@ function observeRequest(
   if (settings.slowRequestMs > 0 && durationMs !== undefined && durationMs >= settings.slowRequestMs) {
     const line = lineFields(request, route, status, durationMs);
     request.log.warn({ ...line, slow_request_ms: settings.slowRequestMs, breakdown: breakdown(context, durationMs) }, 'slow request');
-  } else if (writeInfo !== undefined) {
+  } else if (writeLine !== undefined) {
     // Every request writes this line: it is written as JSON text directly (the same line pino would write).
-    writeInfo(`"reqId":${JSON.stringify(request.id)},${JSON.stringify(lineFields(request, route, status, durationMs)).slice(1, -1)}`, 'request');
+    writeLine(`"reqId":${JSON.stringify(request.id)},${JSON.stringify(lineFields(request, route, status, durationMs)).slice(1, -1)}`);
   }
 }
 

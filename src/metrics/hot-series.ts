@@ -1,6 +1,7 @@
 // Counters and histograms for the metrics every request touches. prom-client resolves its labels on every call
-// (an object per call, a label check, a hash string, a float turned into a bucket key): about 0.5 µs an observation,
-// several per cache hit. Here a series is resolved once per label combination and then costs an addition or two.
+// (an object per call, a label check, a hash string, a float turned into a bucket key): 1.8 µs of a cache hit's CPU
+// in a profile, several calls per hit. Here a series is resolved once per label combination and then costs an
+// addition or two.
 // Both register on a prom-client Registry as metrics of their own, so /metrics, promtool and `getSingleMetric`
 // see them as they saw prom-client's: same names, types, labels and text.
 import type { Registry } from 'prom-client';
@@ -53,10 +54,6 @@ abstract class HotMetric<L extends string, S> {
       this.series.set(key, found);
     }
     return found.series;
-  }
-
-  reset(): void {
-    this.series.clear();
   }
 
   protected abstract newSeries(): S;
