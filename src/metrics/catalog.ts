@@ -190,9 +190,9 @@ export class Metrics implements UpstreamObserver {
     name: 'recall_tool_batch_concurrency', help: 'Most calls of one tool batch that ran at once.',
     buckets: BATCH_BUCKETS, registers: [this.registry],
   });
-  private readonly semanticLookups = new Counter({
+  private readonly semanticLookups = new HotCounter({
     name: 'recall_semantic_lookups_total', help: 'Semantic tier lookups after an exact miss, by result (hit, miss, guarded, expired, error, skipped).',
-    labelNames: ['result'] as const, registers: [this.registry],
+    labelNames: ['result'] as const, registry: this.registry,
   });
   private readonly semanticSimilarities = new Histogram({
     name: 'recall_semantic_similarity', help: 'Cosine similarity of the last user messages of served semantic hits.',
@@ -230,7 +230,7 @@ export class Metrics implements UpstreamObserver {
     for (const priority of PRIORITIES) this.queueDepth.set({ priority }, 0);
     for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
     for (const reason of ['full', 'timeout'] as const) this.queueRejections.inc({ reason }, 0);
-    for (const result of SEMANTIC_RESULTS) this.semanticLookups.inc({ result }, 0);
+    for (const result of SEMANTIC_RESULTS) this.semanticLookups.labels(result);
     for (const guard of GUARD_NAMES) this.semanticGuards.inc({ guard }, 0);
     for (const stage of ['embed', 'index', 'feed'] as const) this.semanticErrors.inc({ stage }, 0);
     const semantic = () => this.semanticIndex;
@@ -312,7 +312,7 @@ export class Metrics implements UpstreamObserver {
   }
 
   semanticLookup(result: SemanticResult): void {
-    this.semanticLookups.inc({ result });
+    this.semanticLookups.labels(result).inc();
   }
 
   semanticSimilarity(similarity: number): void {
@@ -408,11 +408,9 @@ export class Metrics implements UpstreamObserver {
   }
 
   /** Sums of a counter's values grouped by one label, for /recall/stats. */
-  async totalsBy(metric: 'recall_requests_total' | 'recall_cache_lookups_total' | 'recall_tokens_saved_total' | 'recall_cost_saved_usd_total' | 'recall_rate_limited_requests_total' | 'recall_semantic_lookups_total', label: string): Promise<Record<string, number>> {
-    const hot = { recall_requests_total: this.requests, recall_cache_lookups_total: this.lookups, recall_tokens_saved_total: this.tokensSaved, recall_cost_saved_usd_total: this.costSaved, recall_rate_limited_requests_total: this.rateLimitedRequests };
-    const counted = metric === 'recall_semantic_lookups_total' ? await this.semanticLookups.get() : hot[metric].get();
+  totalsBy(metric: 'requests' | 'lookups' | 'tokensSaved' | 'costSaved' | 'rateLimitedRequests' | 'semanticLookups', label: string): Record<string, number> {
     const totals: Record<string, number> = {};
-    for (const value of counted.values as { labels: Record<string, unknown>; value: number }[]) {
+    for (const value of this[metric].get().values) {
       const key = String(value.labels[label] ?? '');
       totals[key] = (totals[key] ?? 0) + value.value;
     }

@@ -13,14 +13,14 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
   app.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.contentType()).send(await metrics.text()));
 
   app.get('/recall/stats', async () => {
-    const outcomes = await metrics.totalsBy('recall_requests_total', 'cache');
-    const lookups = await metrics.totalsBy('recall_cache_lookups_total', 'result');
+    const outcomes = metrics.totalsBy('requests', 'cache');
+    const lookups = metrics.totalsBy('lookups', 'result');
     const hits = outcomes.HIT ?? 0;
     const sinceStart = metrics.recent.window('since_start');
     const lookedUp = Object.values(lookups).reduce((a, b) => a + b, 0);
-    const tokens = await metrics.totalsBy('recall_tokens_saved_total', 'kind');
-    const cost = await metrics.totalsBy('recall_cost_saved_usd_total', 'model');
-    const limited = await metrics.totalsBy('recall_rate_limited_requests_total', 'limit');
+    const tokens = metrics.totalsBy('tokensSaved', 'kind');
+    const cost = metrics.totalsBy('costSaved', 'model');
+    const limited = metrics.totalsBy('rateLimitedRequests', 'limit');
     const index = metrics.semanticIndexNow();
     return {
       since: new Date(metrics.startedAt).toISOString(),
@@ -43,7 +43,7 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRouteDeps
         vectors: index.vectors,
         index_bytes: index.bytes,
         bytes_per_vector: index.vectors === 0 ? null : Math.round(index.bytes / index.vectors),
-        lookups: await metrics.totalsBy('recall_semantic_lookups_total', 'result'),
+        lookups: metrics.totalsBy('semanticLookups', 'result'),
       },
       windows: { '1m': metrics.recent.window('1m'), '15m': metrics.recent.window('15m'), since_start: sinceStart },
       timeline: metrics.recent.timeline(),
