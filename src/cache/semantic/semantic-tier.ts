@@ -133,15 +133,15 @@ export class SemanticTier {
   probe(parts: ProbeParts, context?: EmbedContext): Probe | undefined {
     // A repeated body is the same deep-frozen object (proxy/json-body.ts): its probe is computed once. Not with the
     // upstream embedder, whose call carries this request's credentials (and which caches embeddings itself).
+    if (!Object.isFrozen(parts.body) || this.embedsUpstream) return this.newProbe(parts, context);
     const scope = `${parts.route}\0${parts.tenant}\0${parts.namespace}`;
-    const memo = Object.isFrozen(parts.body) && !this.embedsUpstream ? this.repeated.get(parts.body) : undefined;
+    let memo = this.repeated.get(parts.body);
     const known = memo?.get(scope);
     if (known !== undefined) return known;
     const probe = this.newProbe(parts, context);
-    if (probe !== undefined && Object.isFrozen(parts.body) && !this.embedsUpstream) {
-      if (memo === undefined) this.repeated.set(parts.body, new Map([[scope, probe]]));
-      else memo.set(scope, probe);
-    }
+    if (probe === undefined) return undefined;
+    if (memo === undefined) this.repeated.set(parts.body, memo = new Map());
+    memo.set(scope, probe);
     return probe;
   }
 

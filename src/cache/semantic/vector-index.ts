@@ -33,8 +33,8 @@ const SCALARS = { f32: { kind: ScalarKind.F32, bytes: 4 }, f16: { kind: ScalarKi
  * Chosen with npm run bench:semantic (docs/SEMANTIC.md), at 100k vectors in one run: f16 holds half the bytes of f32
  * and takes 24% fewer instructions a search with the same recall@1 (0.995), and its similarities stay within 1e-4 of
  * the exact ones (i8: 40% fewer, but off by up to 0.004, which the threshold would feel). Expansion 32 when adding,
- * not 64: an insert (one per stored miss) took 73 µs instead of 194 µs at 100k, for recall@1 0.984 instead of 0.996
- * (16: 34 µs, but recall@1 0.882).
+ * not 64: building one partition to 100k vectors one insert at a time (as stored misses do) took 73 µs an insert on
+ * average instead of 194 µs, for recall@1 0.984 instead of 0.996 at 100k (16: 34 µs, but recall@1 0.882).
  */
 export const DEFAULT_HNSW: HnswSettings = { connectivity: 16, expansionAdd: 32, expansionSearch: 32, quantization: 'f16' };
 

@@ -123,6 +123,20 @@ describe('partitions: everything but the last user message must match exactly', 
     expect(same.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
   });
 
+  it('a byte-identical near-repeat is answered again, and its reused probe stays in its own tenant', async () => {
+    const { original, variant } = question();
+    const one = recall.client({ apiKey: 'sk-semantic-one' });
+    await one.chat.completions.create(chat(original));
+    // The body parser hands repeats of the same bytes one frozen object; from the second, its probe is reused.
+    for (let i = 0; i < 3; i++) {
+      const again = await one.chat.completions.create(chat(variant)).withResponse();
+      expect(again.response.headers.get('x-recall-cache')).toBe('SEMANTIC');
+    }
+    const other = await recall.client({ apiKey: 'sk-semantic-two' }).chat.completions.create(chat(variant)).withResponse();
+    expect(other.response.headers.get('x-recall-cache')).toBe('MISS');
+    expect(upstreamChats()).toBe(2);
+  });
+
   it('another namespace never hits', async () => {
     const { original, variant } = question();
     await sdk.chat.completions.create(chat(original));
