@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Metrics } from '../metrics/catalog.js';
 import type { CachePolicy } from './policy.js';
 import type { CacheEntry, CacheStore } from './store.js';
+import { freshUntil } from './stale.js';
 
 export type Lookup = (
   | { outcome: 'hit'; entry: CacheEntry }
@@ -49,7 +50,7 @@ export class ExactTier {
     }
     const ms = performance.now() - startedAt;
     if (entry === undefined) return this.counted(counted, { outcome: 'miss', ms });
-    if (policy.maxAgeS !== undefined && this.now() - entry.storedAt > policy.maxAgeS * 1000) return this.counted(counted, { outcome: 'stale', ms });
+    if (policy.maxAgeS !== undefined && this.now() > freshUntil(entry, policy.maxAgeS)) return this.counted(counted, { outcome: 'stale', ms });
     return this.counted(counted, { outcome: 'hit', entry, ms });
   }
 

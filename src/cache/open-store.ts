@@ -9,7 +9,6 @@ import { MemorySnapshot } from './memory-snapshot.js';
 import { MemoryStore } from './memory-store.js';
 import { redisTarget } from './redis-connection.js';
 import { RedisStore } from './redis-store.js';
-import { keepExpiredMs } from './stale.js';
 import type { CacheStore } from './store.js';
 
 export interface OpenedStore {
@@ -27,6 +26,8 @@ const REDIS_STARTUP_WAIT_MS = 2_000;
 
 export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogger): Promise<OpenedStore> {
   const candidate = config.cache.tenantSecret ?? randomBytes(32).toString('hex');
+  // Expired entries stay for the longest stale-if-error grace any request can get.
+  const keepExpiredMs = config.cache.staleIfErrorMaxSeconds * 1000;
   const target = redisTarget(config.redis);
   if (target !== undefined) {
     const redis = new RedisStore({
@@ -34,7 +35,7 @@ export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogge
       keyPrefix: config.redis.keyPrefix,
       commandTimeoutMs: config.redis.commandTimeoutMs,
       connectTimeoutMs: config.redis.connectTimeoutMs,
-      keepExpiredMs: keepExpiredMs(config.cache),
+      keepExpiredMs,
     });
     // Redis holds other keys too and counts no evictions of ours: no entry figures from it.
     const figures: StoreFigures = { kind: 'redis', entries: () => undefined, bytes: () => undefined, evictions: () => undefined };
@@ -42,7 +43,7 @@ export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogge
     if (config.cache.tenantSecret === undefined) redis.keepShared(TENANT_SECRET, tenantSecret);
     return { store: redis, figures, redis, snapshot: undefined, tenantSecret };
   }
-  const store = new MemoryStore({ ...config.cache.memory, keepExpiredMs: keepExpiredMs(config.cache) });
+  const store = new MemoryStore({ ...config.cache.memory, keepExpiredMs });
   const figures: StoreFigures = { kind: 'memory', entries: () => store.size, bytes: () => store.sizeBytes, evictions: () => store.evictions };
   const persistPath = config.cache.memory.persistPath;
   if (persistPath === undefined) return { store, figures, redis: undefined, snapshot: undefined, tenantSecret: candidate };

@@ -1,6 +1,5 @@
 // Serving stale on upstream failure (RFC 5861 stale-if-error): which failures allow it, how long the stores keep
 // expired entries for it, and whether one entry may stand in for one request.
-import type { RecallConfig } from '../config/schema.js';
 import type { CacheEntry } from './store.js';
 
 /** What a request accepts: an entry at most `graceS` past its freshness (its expiry, or its max-age if it set one). */
@@ -20,13 +19,8 @@ export function allowsStale(status: number): boolean {
   return ERROR_STATUSES.has(status);
 }
 
-/** How long the stores keep an entry past its expiry: the longest grace any request gets (the default is capped too). */
-export function keepExpiredMs(cache: Pick<RecallConfig['cache'], 'staleIfErrorMaxSeconds'>): number {
-  return cache.staleIfErrorMaxSeconds * 1000;
-}
-
 /** Until when (epoch ms) the entry counts as fresh for a request: its expiry, or sooner under the request's max-age. */
-function freshUntil(entry: CacheEntry, maxAgeS: number | undefined): number {
+export function freshUntil(entry: CacheEntry, maxAgeS: number | undefined): number {
   return maxAgeS === undefined ? entry.expiresAt : Math.min(entry.expiresAt, entry.storedAt + maxAgeS * 1000);
 }
 
