@@ -79,6 +79,7 @@ export class Pipeline {
     // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
     const spend = this.deps.budget?.spendFor(request, reply, body);
+    request.recall.spend = spend;
     if (spend?.onArrival) await spend.reserve();
     if (!this.cachedRoutes.has(route)) return this.forward(request, reply, route, 'bypass', spend);
     if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy, spend) : this.forward(request, reply, route, 'bypass', spend);
@@ -122,12 +123,12 @@ export class Pipeline {
     const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined, staleIfError };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
     const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key, this.now() + policy.ttlS * 1000);
-    // Only the request that makes the call spends its tokens; the ones that join it spend nothing.
+    // Only the request that makes the call reserves here; the flight settles every member's spend with its answer.
     const call = async (signal: FlightSignal) => {
       await spend?.reserve();
       return this.deps.forwarder.call(request, upstreamBody, signal);
     };
-    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call, onAnswer: spend?.settle });
+    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call });
   }
 
   /**

@@ -145,6 +145,21 @@ describe('token budget with limits.hits_spend_tokens', () => {
     const after = await ask(sdk, 'b');
     expect(after.remaining).toBe(BUDGET - 2 * first.usage - estimate);
   });
+
+  it('makes each follower of an identical call spend the usage of the answer it shares, not its estimate', async () => {
+    const sdk = setup.recall.client({ apiKey: 'sk-budget-hits-0002' });
+    const slow = { headers: { 'x-recall-namespace': 'c', 'x-mock-latency-ms': '300' } };
+    const pair = await Promise.all([0, 1].map(() => sdk.chat.completions.create(question, slow).withResponse()));
+    expect(pair.map((p) => p.response.headers.get('x-recall-cache')).sort()).toEqual(['COALESCED', 'MISS']);
+    // Both reserved on arrival: the second one to reserve saw two estimates spent.
+    const estimate = BUDGET - Math.max(...pair.map((p) => Number(p.response.headers.get('x-ratelimit-remaining-tokens'))));
+    const usage = pair[0]!.data.usage!.total_tokens;
+    expect(pair[1]!.data.usage!.total_tokens).toBe(usage);
+    expect(usage).toBeLessThan(estimate);
+    // Leader and follower are each corrected to the stored usage; the next request has only its own estimate pending.
+    const after = await ask(sdk, 'd');
+    expect(after.remaining).toBe(BUDGET - 2 * usage - estimate);
+  });
 });
 
 describe('token budget, shared by instances on one Redis', () => {
