@@ -151,7 +151,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
 
   if (admissionNeeded(clientKeys, config.auth)) {
     const requests = clientKeys.anyLimit('requestsPerMinute') ? await createRequestLimiter(app, { redis: redis?.connection, keyPrefix: config.redis.keyPrefix, windowMs: limitWindowMs }, metrics) : undefined;
-    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, upstreamApiKey: config.upstream.apiKey, requests });
+    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, requests });
   }
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });

@@ -1,7 +1,7 @@
 // The pipeline's "rate limit" box, as a hook on the routes that work on a client's behalf (/v1/*, /recall/compact,
-// /recall/tools/batch): checks a proxy-issued key (auth.mode: proxy_keys) and swaps it for Recall's upstream key,
-// settles whose limits apply, and counts the request against its requests-per-minute. Installed only when keys or
-// limits are configured: otherwise these routes carry no hook at all.
+// /recall/tools/batch): checks a proxy-issued key (auth.mode: proxy_keys) and strips it, so that upstream calls send
+// Recall's own key; settles whose limits apply, and counts the request against its requests-per-minute. Installed
+// only when keys or limits are configured: otherwise these routes carry no hook at all.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
@@ -19,8 +19,6 @@ export interface AdmissionDeps {
   tenants: TenantResolver;
   keys: ClientKeys;
   auth: RecallConfig['auth'];
-  /** Sent upstream in place of the client's key in proxy_keys mode (the config requires it there). */
-  upstreamApiKey: string | undefined;
   /** Undefined when no client has a requests-per-minute limit. */
   requests: RequestLimiter | undefined;
 }
@@ -39,9 +37,10 @@ export function registerAdmission(app: FastifyInstance, deps: AdmissionDeps): vo
     if (proxyKeys) {
       if (key === undefined) throw invalidApiKey(presented !== undefined);
       request.recall.proxyKey = key.name;
-      // From here on every reader of the headers (upstream calls, the embedder, compaction) sees Recall's key only.
+      // From here on the request carries no key: every upstream call (the embedder's and compaction's too) sends
+      // Recall's upstream.api_key in its place, as for any request without one (the config requires it in this mode).
+      delete request.headers.authorization;
       delete request.headers['api-key'];
-      request.headers.authorization = `Bearer ${deps.upstreamApiKey}`;
     }
     request.recall.client = { identity: deps.tenants.identityOf(request), limits: deps.keys.limitsOf(key) };
     if (deps.requests !== undefined && request.recall.client.limits.requestsPerMinute > 0) await deps.requests(request, reply);
