@@ -3,10 +3,10 @@
 // Recall's own key; settles whose limits apply, and counts the request against its requests-per-minute. Installed
 // only when keys or limits are configured: otherwise these routes carry no hook at all.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { TenantResolver } from '../cache/tenant.js';
+import { clientCredential, type TenantResolver } from '../cache/tenant.js';
 import type { RecallConfig } from '../config/schema.js';
 import { invalidApiKey } from '../openai/errors.js';
-import { ClientKeys, presentedKey } from './client-keys.js';
+import type { ClientKeys } from './client-keys.js';
 import { keepLimitHeaders } from './ratelimit-headers.js';
 import type { RequestLimiter } from './request-limit.js';
 
@@ -32,7 +32,7 @@ export function admissionNeeded(keys: ClientKeys, auth: RecallConfig['auth']): b
 export function registerAdmission(app: FastifyInstance, deps: AdmissionDeps): void {
   const proxyKeys = deps.auth.mode === 'proxy_keys';
   const admit = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const presented = presentedKey(request.headers);
+    const presented = clientCredential(request.headers)?.key;
     const key = deps.keys.find(presented);
     if (proxyKeys) {
       if (key === undefined) throw invalidApiKey(presented !== undefined);

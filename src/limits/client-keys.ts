@@ -1,6 +1,5 @@
 // The client keys Recall knows (`auth.keys`), found by the SHA-256 of the key a request presents, and the limits that
 // apply to a client: its key's own, else its group's, else the defaults (`limits.*`).
-import type { IncomingHttpHeaders } from 'node:http';
 import { BoundedMemo } from '../cache/bounded-memo.js';
 import type { RecallConfig } from '../config/schema.js';
 import { hashClientKey, type ClientKeySpec, type MinuteLimits } from './limit-settings.js';
@@ -65,15 +64,4 @@ export class ClientKeys {
     for (const key of this.byHash.values()) if ((key[kind] ?? 0) > 0) return true;
     return false;
   }
-}
-
-/** The key a client presents: `Authorization: Bearer <key>`, or Azure's `api-key: <key>`. */
-export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
-  const authorization = headers.authorization;
-  if (authorization !== undefined && authorization.startsWith('Bearer ')) {
-    const key = authorization.slice(7).trim();
-    if (key !== '') return key;
-  }
-  const apiKey = headers['api-key'];
-  return typeof apiKey === 'string' && apiKey !== '' ? apiKey : undefined;
 }
