@@ -25,7 +25,7 @@ export interface AdmissionDeps {
 
 /** Does this config need admission at all? */
 export function admissionNeeded(keys: ClientKeys, auth: RecallConfig['auth']): boolean {
-  return auth.mode === 'proxy_keys' || keys.anyLimit('requestsPerMinute') || keys.anyLimit('tokensPerMinute');
+  return auth.mode === 'proxy_keys' || keys.limited.requestsPerMinute || keys.limited.tokensPerMinute;
 }
 
 /** Adds the admission hook to the covered routes registered after this call. */
@@ -42,7 +42,7 @@ export function registerAdmission(app: FastifyInstance, deps: AdmissionDeps): vo
       delete request.headers.authorization;
       delete request.headers['api-key'];
     }
-    request.recall.client = { identity: deps.tenants.identityOf(request), limits: deps.keys.limitsOf(key) };
+    request.recall.client = { identity: deps.tenants.identityOf(request), limits: key?.limits ?? deps.keys.defaults };
     if (deps.requests !== undefined && request.recall.client.limits.requestsPerMinute > 0) await deps.requests(request, reply);
   };
   const keepHeaders = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => keepLimitHeaders(request, reply);
