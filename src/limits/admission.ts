@@ -11,7 +11,7 @@ import { keepLimitHeaders } from './ratelimit-headers.js';
 import type { RequestLimiter } from './request-limit.js';
 
 /** Routes admission covers, by their registered pattern. */
-export function isAdmittedRoute(url: string): boolean {
+function isAdmittedRoute(url: string): boolean {
   return url.startsWith('/v1/') || url === '/recall/compact' || url === '/recall/tools/batch';
 }
 

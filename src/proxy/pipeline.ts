@@ -179,9 +179,9 @@ export class Pipeline {
       spend?.settle(missed.status >= 200 && missed.status < 300 ? missed.body : undefined);
       return missed;
     });
-    // A whole hit: nothing went upstream (with hits_spend_tokens, its stored usage is what it spends).
-    if (answer.outcome === 'HIT') spend?.settle(answer.body);
     if (answer.outcome === 'HIT') {
+      // A whole hit: nothing went upstream (with hits_spend_tokens, its stored usage is what it spends).
+      spend?.settle(answer.body);
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';
       this.deps.metrics.savedBy(body.model, answer.body);

@@ -88,8 +88,13 @@ describe('token budget, in memory', () => {
   });
 
   it('gives every API key its own budget', async () => {
-    const other = await ask(setup.recall.client({ apiKey: 'sk-budget-beta-0002' }), 'a-other-key');
-    expect(other.remaining).toBeGreaterThan(BUDGET - 2 * MAX_TOKENS);
+    const one = setup.recall.client({ apiKey: 'sk-budget-beta-0002' });
+    const first = await ask(one, 'own-1');
+    const estimate = BUDGET - first.remaining!;
+    expect((await ask(one, 'own-2')).remaining).toBe(BUDGET - first.usage - estimate);
+    // What the first key spent is not the other's: it starts with its whole budget, less its own estimate.
+    const other = await ask(setup.recall.client({ apiKey: 'sk-budget-delta-0004' }), 'own-3');
+    expect(other.remaining).toBe(BUDGET - estimate);
   });
 
   it('spends embeddings inputs too, estimated from the inputs', async () => {
