@@ -199,7 +199,7 @@ export class Pipeline {
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
     const completionRoute = route === 'embeddings' ? undefined : route;
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, onAnswer: spend?.settle, completionRoute });
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, completionRoute });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */
