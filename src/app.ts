@@ -96,7 +96,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   semantic?.start();
   const clientKeys = new ClientKeys(config.auth, config.limits);
   const limitWindowMs = deps.limitWindowMs ?? LIMIT_WINDOW_MS;
-  const budget = !clientKeys.anyLimit('tokensPerMinute') ? undefined : new TokenBudget({
+  const budget = !clientKeys.limited.tokensPerMinute ? undefined : new TokenBudget({
     store: redis === undefined ? new MemoryBudgetStore(limitWindowMs) : new RedisBudgetStore(redis.connection, config.redis.keyPrefix, limitWindowMs),
     metrics, log: app.log, hitsSpend: config.limits.hitsSpendTokens,
   });
@@ -150,8 +150,8 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   });
 
   if (admissionNeeded(clientKeys, config.auth)) {
-    const requests = clientKeys.anyLimit('requestsPerMinute') ? await createRequestLimiter(app, { redis: redis?.connection, keyPrefix: config.redis.keyPrefix, windowMs: limitWindowMs }, metrics) : undefined;
-    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, upstreamApiKey: config.upstream.apiKey, requests });
+    const requests = clientKeys.limited.requestsPerMinute ? await createRequestLimiter(app, { redis: redis?.connection, keyPrefix: config.redis.keyPrefix, windowMs: limitWindowMs }, metrics) : undefined;
+    registerAdmission(app, { tenants, keys: clientKeys, auth: config.auth, requests });
   }
   await app.register(healthRoutes, { upstream, redis, isShuttingDown: () => shuttingDown });
   await app.register(metricsRoutes, { metrics, storeKind: store.kind });

@@ -51,8 +51,6 @@ export interface FlightSource {
   onFinish(): void;
   /** A member that did not call upstream itself got an answer with these token counts. */
   onCoalesced(member: FlightMember, body: Buffer | undefined): void;
-  /** Once the flight is over: the completion its upstream call produced, or undefined when it produced none. */
-  onAnswer?: ((completion: Buffer | undefined) => void) | undefined;
 }
 
 /** Fires 'abort' when the last waiting request leaves; undici takes it as the upstream call's signal. */
@@ -92,8 +90,10 @@ export class Flight {
   private storeTtlS: number | undefined;
   /** The answer came from another instance's flight (through the shared store), not from an upstream call here. */
   private remote = false;
-  /** The completion the upstream call produced (a successful whole answer, or an assembled stream). */
+  /** The completion the upstream call produced (a successful whole answer, or an assembled stream), or the entry. */
   private completion: Buffer | undefined;
+  /** Every member that joined, those that left included: each one's token spend is settled when the flight ends. */
+  private readonly members: FlightMember[] = [];
 
   constructor(private readonly source: FlightSource) {}
 
@@ -108,6 +108,7 @@ export class Flight {
     const leader = this.waiters.size === 0 && this.followers === 0;
     if (!leader) this.followers++;
     if (member.storeTtlS !== undefined) this.storeTtlS ??= member.storeTtlS;
+    this.members.push(member);
     return new Promise<FastifyReply>((resolve, reject) => {
       const waiter: Waiter = {
         member, leader, out: undefined, done: false,
@@ -150,6 +151,7 @@ export class Flight {
   /** Answers every member from an entry another instance stored while this one waited for it. */
   fromEntry(body: Buffer): void {
     this.remote = true;
+    this.completion = body;
     this.finish();
     for (const waiter of this.waiters) this.sendWhole(waiter, HTTP_OK, { 'content-type': 'application/json' }, body, true, false);
   }
@@ -369,7 +371,10 @@ export class Flight {
     this.finished = true;
     this.replay = [];
     this.source.onFinish();
-    this.source.onAnswer?.(this.completion);
+    // Every member's token spend (the caller's reservation, and with limits.hits_spend_tokens each follower's arrival
+    // reservation) is corrected to the usage of the answer they share; no answer gives the reservations back.
+    for (const member of this.members) member.request.recall.spend?.settle(this.completion);
+    this.members.length = 0;
   }
 
   private firstLog(): FastifyRequest['log'] | undefined {

@@ -24,8 +24,6 @@ export interface FlightRequest {
    * here, so that an immediate near-repeat finds it); never rejects.
    */
   onStored?: (() => Promise<void>) | undefined;
-  /** Once the flight is over, with the completion its upstream call produced (the token budget's correction). */
-  onAnswer?: ((completion: Buffer | undefined) => void) | undefined;
 }
 
 export interface CoalescerDeps {
@@ -74,7 +72,6 @@ export class Coalescer {
       onFinish: () => {
         if (this.flights.get(key) === flight) this.flights.delete(key);
       },
-      onAnswer: request.onAnswer,
       onCoalesced: (joined, body) => {
         metrics.coalesced(request.route);
         if (body !== undefined) metrics.savedBy((joined.request.body as { model?: unknown }).model, body);

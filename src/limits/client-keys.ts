@@ -1,6 +1,5 @@
 // The client keys Recall knows (`auth.keys`), found by the SHA-256 of the key a request presents, and the limits that
 // apply to a client: its key's own, else its group's, else the defaults (`limits.*`).
-import type { IncomingHttpHeaders } from 'node:http';
 import { BoundedMemo } from '../cache/bounded-memo.js';
 import type { RecallConfig } from '../config/schema.js';
 import { hashClientKey, type ClientKeySpec, type MinuteLimits } from './limit-settings.js';
@@ -21,25 +20,43 @@ export interface LimitedClient {
   limits: ClientLimits;
 }
 
+/** A key listed in `auth.keys`, with the limits that apply to it. */
+export interface KnownKey {
+  name: string;
+  limits: ClientLimits;
+}
+
 export class ClientKeys {
-  private readonly byHash: ReadonlyMap<string, ClientKeySpec>;
-  private readonly groups: ReadonlyMap<string, MinuteLimits>;
-  private readonly defaults: ClientLimits;
+  private readonly byHash: ReadonlyMap<string, KnownKey>;
+  /** What a client whose key is not listed (or who sends none) is held to. */
+  readonly defaults: ClientLimits;
+  /** Does any client have a limit of this kind? Without one, its stage is not installed at all. */
+  readonly limited: Readonly<Record<keyof ClientLimits, boolean>>;
   // A SHA-256 per request is avoidable: clients reuse a handful of keys. Process memory only, like the tenant memo.
-  private readonly memo = new BoundedMemo<ClientKeySpec | null>(10_000);
+  private readonly memo = new BoundedMemo<KnownKey | null>(10_000);
 
+  /** Each key's limits are settled here, once: its own, else its group's, else the default. */
   constructor(auth: RecallConfig['auth'], limits: RecallConfig['limits']) {
-    this.byHash = new Map(auth.keys.map((key) => [key.hash, key]));
-    this.groups = new Map(limits.groups.map((group) => [group.name, group]));
-    this.defaults = { requestsPerMinute: limits.requestsPerMinute, tokensPerMinute: limits.tokensPerMinute };
-  }
-
-  get size(): number {
-    return this.byHash.size;
+    const groups = new Map<string, MinuteLimits>(limits.groups.map((group) => [group.name, group]));
+    const defaults = { requestsPerMinute: limits.requestsPerMinute, tokensPerMinute: limits.tokensPerMinute };
+    const limitsOf = (key: ClientKeySpec): ClientLimits => {
+      const group = key.group === undefined ? undefined : groups.get(key.group);
+      return {
+        requestsPerMinute: key.requestsPerMinute ?? group?.requestsPerMinute ?? defaults.requestsPerMinute,
+        tokensPerMinute: key.tokensPerMinute ?? group?.tokensPerMinute ?? defaults.tokensPerMinute,
+      };
+    };
+    this.byHash = new Map(auth.keys.map((key) => [key.hash, { name: key.name, limits: limitsOf(key) }]));
+    this.defaults = defaults;
+    const all = [defaults, ...[...this.byHash.values()].map((key) => key.limits)];
+    this.limited = {
+      requestsPerMinute: all.some((l) => l.requestsPerMinute > 0),
+      tokensPerMinute: all.some((l) => l.tokensPerMinute > 0),
+    };
   }
 
   /** The configured key this credential is, if any. */
-  find(credential: string | undefined): ClientKeySpec | undefined {
+  find(credential: string | undefined): KnownKey | undefined {
     if (credential === undefined || this.byHash.size === 0) return undefined;
     let found = this.memo.get(credential);
     if (found === undefined) {
@@ -48,32 +65,4 @@ export class ClientKeys {
     }
     return found ?? undefined;
   }
-
-  /** A key's own limit wins, then its group's, then the default; an unknown key has the defaults. */
-  limitsOf(key: ClientKeySpec | undefined): ClientLimits {
-    const group = key?.group === undefined ? undefined : this.groups.get(key.group);
-    return {
-      requestsPerMinute: key?.requestsPerMinute ?? group?.requestsPerMinute ?? this.defaults.requestsPerMinute,
-      tokensPerMinute: key?.tokensPerMinute ?? group?.tokensPerMinute ?? this.defaults.tokensPerMinute,
-    };
-  }
-
-  /** Does any client have a limit of this kind? Without one, its stage is not installed at all. */
-  anyLimit(kind: keyof ClientLimits): boolean {
-    if (this.defaults[kind] > 0) return true;
-    for (const group of this.groups.values()) if ((group[kind] ?? 0) > 0) return true;
-    for (const key of this.byHash.values()) if ((key[kind] ?? 0) > 0) return true;
-    return false;
-  }
-}
-
-/** The key a client presents: `Authorization: Bearer <key>`, or Azure's `api-key: <key>`. */
-export function presentedKey(headers: IncomingHttpHeaders): string | undefined {
-  const authorization = headers.authorization;
-  if (authorization !== undefined && authorization.startsWith('Bearer ')) {
-    const key = authorization.slice(7).trim();
-    if (key !== '') return key;
-  }
-  const apiKey = headers['api-key'];
-  return typeof apiKey === 'string' && apiKey !== '' ? apiKey : undefined;
 }

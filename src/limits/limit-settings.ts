@@ -21,7 +21,7 @@ export interface ClientKeySpec extends MinuteLimits {
 }
 
 /** Thrown with a message naming the path of the bad value (`limits.groups[1].requests_per_minute`); the loader prefixes it. */
-export class LimitSettingsProblem extends Error {
+class LimitSettingsProblem extends Error {
   override readonly name = 'LimitSettingsProblem';
 }
 

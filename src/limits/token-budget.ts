@@ -4,7 +4,6 @@
 // Redis Cluster) — then corrected with the upstream's `usage` once the answer is in.
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisConnection } from '../cache/redis-connection.js';
-import { createHash } from 'node:crypto';
 import { TokenCounter } from '../compaction/tokens.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { tokenBudgetExceeded } from '../openai/errors.js';
@@ -214,11 +213,23 @@ if used + tokens > limit then return {0, used, ttl} end
 redis.call('SET', KEYS[1], used + tokens, 'PX', ttl)
 return {1, used + tokens, ttl}
 `;
-const BUDGET_SCRIPT_SHA = createHash('sha1').update(BUDGET_SCRIPT).digest('hex');
+
+/** The script as a command of the connection: ioredis sends it by its SHA and loads it on NOSCRIPT. */
+const BUDGET_COMMAND = 'recallTokenBudget';
+
+type BudgetCommand = (key: string, tokens: number, limit: number, windowMs: number) => Promise<unknown>;
 
 /** Shared by every instance on one Redis (standalone or Cluster: the script touches one key). */
 export class RedisBudgetStore implements BudgetStore {
-  constructor(private readonly redis: RedisConnection, private readonly keyPrefix: string, private readonly windowMs: number) {}
+  private readonly command: BudgetCommand;
+
+  constructor(redis: RedisConnection, private readonly keyPrefix: string, private readonly windowMs: number) {
+    // Defined on the shared connection, as @fastify/rate-limit defines its own there (a Cluster sends each key's call
+    // to the node that holds it).
+    redis.defineCommand(BUDGET_COMMAND, { numberOfKeys: 1, lua: BUDGET_SCRIPT });
+    const defined = (redis as unknown as Record<string, BudgetCommand>)[BUDGET_COMMAND]!;
+    this.command = defined.bind(redis);
+  }
 
   async reserve(identity: string, tokens: number, limit: number): Promise<BudgetAnswer> {
     const [allowed, used, resetMs] = await this.run(identity, tokens, limit);
@@ -231,14 +242,7 @@ export class RedisBudgetStore implements BudgetStore {
 
   private async run(identity: string, tokens: number, limit: number): Promise<[number, number, number]> {
     const key = `recall-limits:${this.keyPrefix}tokens:${identity}`;
-    const args = [key, tokens, limit, this.windowMs];
-    let result: unknown;
-    try {
-      result = await this.redis.evalsha(BUDGET_SCRIPT_SHA, 1, ...args);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      result = await this.redis.eval(BUDGET_SCRIPT, 1, ...args);
-    }
+    const result = await this.command(key, tokens, limit, this.windowMs);
     // The wire boundary: the script returns three integers.
     const [allowed, used, resetMs] = result as [number, number, number];
     return [Number(allowed), Number(used), Number(resetMs)];

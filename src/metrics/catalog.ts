@@ -1,6 +1,6 @@
 // The one catalog of Recall's Prometheus metrics (prefix `recall_`), on a registry owned by the app. Label values
 // are bounded: routes as registered, status codes, cache outcomes, tiers, and models mapped to the price table.
-import { usageOf, type TokenUsage } from '../openai/usage.js';
+import { usageOf } from '../openai/usage.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { UpstreamObserver } from '../upstream/client.js';
 import { PRIORITIES, type Priority } from '../upstream/priority.js';
@@ -176,7 +176,6 @@ export class Metrics implements UpstreamObserver {
 
   private readonly savingSeries = new SeriesMemo<Record<'prompt' | 'completion' | 'usd', CounterSeries>>();
   private readonly requestSeries = new SeriesMemo<{ count: CounterSeries; duration: HistogramSeries; overhead: HistogramSeries }>();
-  private readonly usages = new WeakMap<Buffer, TokenUsage | undefined>();
   private readonly lookupSeries = new SeriesMemo<{ count: CounterSeries; duration: HistogramSeries }>();
   private readonly toolCallDuration = new Histogram({
     name: 'recall_tool_call_duration_seconds', help: 'Time a tool call of POST /recall/tools/batch took, by configured tool and status (ok, error, timeout, skipped; cached results are ok).',
@@ -340,20 +339,16 @@ export class Metrics implements UpstreamObserver {
     this.storeErrors.inc({ store, operation });
   }
 
-  /** A hit saved these tokens of `model`; returns the USD saved. */
   /**
-   * An answer served without its own upstream call (a hit, a coalesced request) saved the tokens of its stored usage.
-   * The memory store hands out the same buffer on every hit of an entry: its usage is read once.
+   * An answer served without its own upstream call (a hit, a coalesced request) saved the tokens of its stored usage
+   * (read once per buffer: the memory store hands out the same buffer on every hit of an entry).
    */
   savedBy(model: unknown, answer: Buffer): void {
-    let usage = this.usages.get(answer);
-    if (usage === undefined && !this.usages.has(answer)) {
-      usage = usageOf(answer);
-      this.usages.set(answer, usage);
-    }
+    const usage = usageOf(answer);
     if (usage !== undefined) this.saved(typeof model === 'string' ? model : 'unknown', usage.promptTokens, usage.completionTokens);
   }
 
+  /** A hit saved these tokens of `model`. */
   private saved(model: string, promptTokens: number, completionTokens: number): void {
     const label = this.prices.modelLabel(model);
     const series = this.savingSeries.get(label, () => ({

@@ -3,7 +3,7 @@
 // unknown fields through (OpenAI adds fields; the key table keeps unknown ones). The upstream judges the rest.
 
 /** Roles a chat message may have, as OpenAI accepts them (`function` is legacy). */
-export const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
+const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
 
 export interface RequestLimits {
   maxMessages: number;

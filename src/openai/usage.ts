@@ -1,5 +1,6 @@
 // Reads the token usage out of a stored OpenAI answer without parsing all of it: on the hit path only the `usage`
-// object at the end of the body is parsed, to count what the hit saved.
+// object at the end of the body is parsed, to count what the hit saved. Read once per buffer: the memory store hands
+// out the same buffer on every hit of an entry, and one answer is read by both the metrics and the token budget.
 
 export interface TokenUsage {
   promptTokens: number;
@@ -12,7 +13,18 @@ const CLOSE = 0x7d;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
-export function usageOf(body: Buffer): TokenUsage | undefined {
+const usages = new WeakMap<Buffer, Readonly<TokenUsage> | undefined>();
+
+export function usageOf(body: Buffer): Readonly<TokenUsage> | undefined {
+  let usage = usages.get(body);
+  if (usage === undefined && !usages.has(body)) {
+    usage = readUsage(body);
+    usages.set(body, usage);
+  }
+  return usage;
+}
+
+function readUsage(body: Buffer): TokenUsage | undefined {
   const at = body.lastIndexOf(USAGE_KEY);
   if (at === -1) return undefined;
   const start = body.indexOf(OPEN, at + USAGE_KEY.length);

@@ -13,8 +13,6 @@ export interface ForwardOptions {
   body: Buffer | Readable | undefined;
   /** JSON answers are read whole (Recall needs them, and a broken body becomes a clean error). */
   readJsonWhole: boolean;
-  /** Given a JSON answer read whole: its body when it succeeded, undefined when it did not (the token budget's correction). */
-  onAnswer?: ((body: Buffer | undefined) => void) | undefined;
   /** Chat completions and completions: a malformed event stream ends with a clean error event. */
   completionRoute?: CompletionRoute | undefined;
 }
@@ -88,7 +86,7 @@ export class Forwarder {
       priority: request.recall.priority,
       timing: request.recall,
     });
-    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, onAnswer: options.onAnswer, completionRoute: options.completionRoute };
+    const relay = { request, reply, response, sentAt, signal, upstreamSettings: this.settings, completionRoute: options.completionRoute };
     if (isEventStream(response)) return relayEventStream(relay);
     return options.readJsonWhole ? relayBuffered(relay) : relayPiped(relay);
   }

@@ -79,6 +79,7 @@ export class Pipeline {
     // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;
     const spend = this.deps.budget?.spendFor(request, reply, body);
+    request.recall.spend = spend;
     if (spend?.onArrival) await spend.reserve();
     if (!this.cachedRoutes.has(route)) return this.forward(request, reply, route, 'bypass', spend);
     if (route === 'embeddings') return policy.read || policy.write ? this.answerEmbeddings(request, reply, body, policy, spend) : this.forward(request, reply, route, 'bypass', spend);
@@ -122,12 +123,12 @@ export class Pipeline {
     const member = { request, reply, stream: body.stream === true, includeUsage: includesUsage(body), reason, storeTtlS: policy.write ? policy.ttlS : undefined, staleIfError };
     const upstreamBody = upstreamBodyOf(body, request.recall.rawBody);
     const onStored = probe === undefined ? undefined : () => this.deps.semantic!.insert(probe, key, this.now() + policy.ttlS * 1000);
-    // Only the request that makes the call spends its tokens; the ones that join it spend nothing.
+    // Only the request that makes the call reserves here; the flight settles every member's spend with its answer.
     const call = async (signal: FlightSignal) => {
       await spend?.reserve();
       return this.deps.forwarder.call(request, upstreamBody, signal);
     };
-    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call, onAnswer: spend?.settle });
+    return this.deps.coalescer.answer({ key, route, policy, member, onStored, call });
   }
 
   /**
@@ -178,9 +179,9 @@ export class Pipeline {
       spend?.settle(missed.status >= 200 && missed.status < 300 ? missed.body : undefined);
       return missed;
     });
-    // A whole hit: nothing went upstream (with hits_spend_tokens, its stored usage is what it spends).
-    if (answer.outcome === 'HIT') spend?.settle(answer.body);
     if (answer.outcome === 'HIT') {
+      // A whole hit: nothing went upstream (with hits_spend_tokens, its stored usage is what it spends).
+      spend?.settle(answer.body);
       markHit(reply, answer.ageS ?? 0, answer.ttlS ?? 0);
       request.recall.cacheOutcome = 'HIT';
       this.deps.metrics.savedBy(body.model, answer.body);
@@ -198,7 +199,7 @@ export class Pipeline {
     markForwarded(reply, reason);
     request.recall.cacheOutcome = reason === 'bypass' ? 'BYPASS' : 'MISS';
     const completionRoute = route === 'embeddings' ? undefined : route;
-    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, onAnswer: spend?.settle, completionRoute });
+    return this.deps.forwarder.forward(request, reply, { body: request.recall.rawBody, readJsonWhole: true, completionRoute });
   }
 
   /** Requests whose repeat should get a fresh sample are forwarded uncached when the config says so. */

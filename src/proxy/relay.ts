@@ -37,8 +37,6 @@ export interface RelayOptions {
   sentAt: number;
   signal: ClientDeparture;
   upstreamSettings: RecallConfig['upstream'];
-  /** Called by relayBuffered with the body it read (undefined for an unsuccessful status). */
-  onAnswer?: ((body: Buffer | undefined) => void) | undefined;
   /** Set for chat completions and completions: their streams are checked as they pass (see StreamAssembler.brokenBy). */
   completionRoute?: CompletionRoute | undefined;
 }
@@ -94,13 +92,16 @@ export function relayEventStream(options: RelayOptions): FastifyReply {
   }
 }
 
-/** Reads a (JSON) answer whole, then sends it: a body that breaks or stalls becomes a 502 or 504. */
+/**
+ * Reads a (JSON) answer whole, then sends it: a body that breaks or stalls becomes a 502 or 504. The request's token
+ * spend, if any, is corrected to the body (a success) or given back (any other status).
+ */
 export async function relayBuffered(options: RelayOptions): Promise<FastifyReply> {
   const { request, reply, response, sentAt, upstreamSettings } = options;
   const body = await readWhole(response, upstreamSettings).finally(() => {
     request.recall.upstreamMs = performance.now() - sentAt;
   });
-  options.onAnswer?.(response.status >= 200 && response.status < 300 ? body : undefined);
+  request.recall.spend?.settle(response.status >= 200 && response.status < 300 ? body : undefined);
   return reply.code(response.status).headers(clientResponseHeaders(response.headers)).send(body);
 }
 

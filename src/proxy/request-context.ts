@@ -1,6 +1,7 @@
 // What Recall knows about one request while it crosses the proxy; read by the request log line.
 import type { FastifyInstance } from 'fastify';
 import type { LimitedClient } from '../limits/client-keys.js';
+import type { Spend } from '../limits/token-budget.js';
 import type { Priority } from '../upstream/priority.js';
 
 export interface RequestContext {
@@ -30,6 +31,8 @@ export interface RequestContext {
   proxyKey: string | undefined;
   /** Set by admission when limits are configured: whose limits apply, and which. */
   client: LimitedClient | undefined;
+  /** What the request spends of its client's token budget; undefined when the client has none. */
+  spend: Spend | undefined;
   /** Recall's x-ratelimit-* headers for this answer, once a limit was counted. */
   limitHeaders: Record<string, string> | undefined;
 }
@@ -48,7 +51,7 @@ export function registerRequestContext(app: FastifyInstance): void {
 export function newRequestContext(): RequestContext {
   return {
     startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0, renderMs: 0,
-    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined, proxyKey: undefined, client: undefined, limitHeaders: undefined,
+    lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined, proxyKey: undefined, client: undefined, spend: undefined, limitHeaders: undefined,
   };
 }
 

@@ -73,7 +73,7 @@ function limitError(violation: Violation, limits: InputLimits): RecallError {
 }
 
 /** `messages[2].content`: property names joined with dots, array indices in brackets; null for the body itself. */
-export function paramOf(path: readonly (string | number)[]): string | null {
+function paramOf(path: readonly (string | number)[]): string | null {
   let out = '';
   for (const segment of path) {
     if (typeof segment === 'number') out += `[${segment}]`;

@@ -120,6 +120,20 @@ describe('requests per minute, per key and per group', () => {
     await rateLimitErrorOf(setup.recall.client({ apiKey: 'sk-group-small-0001' }).chat.completions.create(chat('second')));
   });
 
+  it('reads a key the same way whether it comes as a Bearer token or as Azure\'s api-key: one key, one limit, one count', async () => {
+    const send = (headers: Record<string, string>) => fetch(`${setup.recall.baseURL}/chat/completions`, {
+      method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(chat('either header')),
+    });
+    const bearer = await send({ authorization: 'Bearer sk-either-header-0004' });
+    const azure = await send({ 'api-key': 'sk-either-header-0004' });
+    expect([bearer.status, azure.status]).toEqual([200, 200]);
+    expect(bearer.headers.get('x-ratelimit-remaining-requests')).toBe('4');
+    expect(azure.headers.get('x-ratelimit-remaining-requests')).toBe('3');
+    // A listed key is found through either header: 'tiny' (group small, 1 per minute) is used up by its Bearer request.
+    expect((await send({ authorization: 'Bearer sk-group-small-0001' })).headers.get('x-ratelimit-limit-requests')).toBe('1');
+    expect((await send({ 'api-key': 'sk-group-small-0001' })).status).toBe(429);
+  });
+
   it('shows Recall\'s limit over the upstream\'s x-ratelimit headers, and an upstream 429 with its own', async () => {
     const sdk = setup.recall.client({ apiKey: 'sk-upstream-headers-0004' });
     const { response } = await sdk.chat.completions.create(chat('with upstream headers'), { headers: { 'x-mock-ratelimit-headers': 'on' } }).withResponse();

@@ -88,8 +88,13 @@ describe('token budget, in memory', () => {
   });
 
   it('gives every API key its own budget', async () => {
-    const other = await ask(setup.recall.client({ apiKey: 'sk-budget-beta-0002' }), 'a-other-key');
-    expect(other.remaining).toBeGreaterThan(BUDGET - 2 * MAX_TOKENS);
+    const one = setup.recall.client({ apiKey: 'sk-budget-beta-0002' });
+    const first = await ask(one, 'own-1');
+    const estimate = BUDGET - first.remaining!;
+    expect((await ask(one, 'own-2')).remaining).toBe(BUDGET - first.usage - estimate);
+    // What the first key spent is not the other's: it starts with its whole budget, less its own estimate.
+    const other = await ask(setup.recall.client({ apiKey: 'sk-budget-delta-0004' }), 'own-3');
+    expect(other.remaining).toBe(BUDGET - estimate);
   });
 
   it('spends embeddings inputs too, estimated from the inputs', async () => {
@@ -144,6 +149,21 @@ describe('token budget with limits.hits_spend_tokens', () => {
     expect(hit.remaining).toBe(BUDGET - first.usage - estimate);
     const after = await ask(sdk, 'b');
     expect(after.remaining).toBe(BUDGET - 2 * first.usage - estimate);
+  });
+
+  it('makes each follower of an identical call spend the usage of the answer it shares, not its estimate', async () => {
+    const sdk = setup.recall.client({ apiKey: 'sk-budget-hits-0002' });
+    const slow = { headers: { 'x-recall-namespace': 'c', 'x-mock-latency-ms': '300' } };
+    const pair = await Promise.all([0, 1].map(() => sdk.chat.completions.create(question, slow).withResponse()));
+    expect(pair.map((p) => p.response.headers.get('x-recall-cache')).sort()).toEqual(['COALESCED', 'MISS']);
+    // Both reserved on arrival: the second one to reserve saw two estimates spent.
+    const estimate = BUDGET - Math.max(...pair.map((p) => Number(p.response.headers.get('x-ratelimit-remaining-tokens'))));
+    const usage = pair[0]!.data.usage!.total_tokens;
+    expect(pair[1]!.data.usage!.total_tokens).toBe(usage);
+    expect(usage).toBeLessThan(estimate);
+    // Leader and follower are each corrected to the stored usage; the next request has only its own estimate pending.
+    const after = await ask(sdk, 'd');
+    expect(after.remaining).toBe(BUDGET - 2 * usage - estimate);
   });
 });
 

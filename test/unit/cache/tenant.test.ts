@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ANONYMOUS_TENANT, SHARED_TENANT, TenantResolver, type TenantSource } from '../../../src/cache/tenant.js';
 
@@ -23,6 +24,14 @@ describe('TenantResolver', () => {
     expect(tenants.tenantOf(sent({}))).toBe(ANONYMOUS_TENANT);
   });
 
+  it('keeps the partitions it always derived, and gives a key one identity whichever header carries it', () => {
+    const hmac = (credential: string) => createHmac('sha256', 'server-secret').update(credential).digest('hex').slice(0, 32);
+    expect(tenants.tenantOf(sent({ 'api-key': 'sk-alpha-123456' }))).toBe(hmac('api-key:sk-alpha-123456'));
+    expect(tenants.tenantOf(sent({ authorization: 'Bearer sk-alpha-123456' }))).toBe(hmac('sk-alpha-123456'));
+    expect(tenants.tenantOf(sent({ authorization: 'Token sk-alpha-123456' }))).toBe(hmac('Token sk-alpha-123456'));
+    expect(tenants.identityOf(sent({ 'api-key': 'sk-alpha-123456' }))).toBe(tenants.identityOf(sent({ authorization: 'Bearer sk-alpha-123456' })));
+  });
+
   it('puts everyone in one partition when the scope is shared', () => {
     expect(new TenantResolver('shared', 's').tenantOf(sent({ authorization: 'Bearer sk-x' }))).toBe(SHARED_TENANT);
   });
@@ -33,7 +42,7 @@ describe('TenantResolver', () => {
     expect(shared.identityOf(sent({ authorization: 'Bearer sk-beta-123456' }))).not.toBe(shared.identityOf(sent({ authorization: 'Bearer sk-alpha-123456' })));
   });
 
-  it('derives a proxy-issued key\'s partition from its name, not from the (rewritten) Authorization header', () => {
+  it('derives a proxy-issued key\'s partition from its name, not from the headers (its key is stripped from them)', () => {
     const upstreamKey = { authorization: 'Bearer sk-recall-upstream' };
     const alice = tenants.tenantOf(sent(upstreamKey, 'alice'));
     expect(alice).toMatch(/^[0-9a-f]{32}$/);

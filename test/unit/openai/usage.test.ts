@@ -13,4 +13,12 @@ describe('usageOf', () => {
     expect(usageOf(Buffer.from('{"choices":[]}'))).toBeUndefined();
     expect(usageOf(Buffer.from('{"usage":{"prompt_tokens":'))).toBeUndefined();
   });
+  it('reads a buffer once: the same buffer gives the same reading, an equal copy is read on its own', () => {
+    const body = Buffer.from('{"usage":{"prompt_tokens":3,"completion_tokens":4}}');
+    const first = usageOf(body);
+    expect(usageOf(body)).toBe(first);
+    const copy = Buffer.from(body);
+    expect(usageOf(copy)).not.toBe(first);
+    expect(usageOf(copy)).toEqual(first);
+  });
 });
