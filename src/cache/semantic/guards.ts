@@ -47,7 +47,7 @@ const NUMBER_PATTERN = /[-+]?\d+(?:[.,:/]\d+)*%?/gu;
 const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
 /** camelCase, PascalCase with an inner capital, snake_case, SCREAMING_CASE, a call `name(`, or a dotted path. */
 const IDENTIFIER_PATTERN = /\b(?:[a-z]+[A-Z][\w]*|[A-Z][a-z0-9]+[A-Z][\w]*|\w+_\w+|[A-Za-z_]\w*(?=\()|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?=\())/gu;
-const SENTENCE_START = /(?:^|[.!?:;]\s+|\n\s*)$/u;
+const SPACE = /\s/u;
 
 export function factsOf(text: string): PromptFacts {
   const urls = [...text.matchAll(URL_PATTERN)].map((m) => m[0].replace(/[.,;:!?]+$/u, '').toLowerCase());
@@ -67,7 +67,7 @@ export function factsOf(text: string): PromptFacts {
     if (asNumber !== undefined) numbers.push(asNumber);
     if (lower.endsWith("n't")) negations.push('not');
     else if (NEGATIONS[lower] !== undefined) negations.push(NEGATIONS[lower]);
-    if (/^\p{Lu}/u.test(word) && !SENTENCE_START.test(withoutUrls.slice(0, match.index)) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
+    if (/^\p{Lu}/u.test(word) && !startsSentence(withoutUrls, match.index) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
   }
   return {
     length: text.trim().length,
@@ -89,6 +89,18 @@ export function failedGuard(request: PromptFacts, candidate: PromptFacts): Guard
   if (!request.entities.every((e) => candidate.words.has(e)) || !candidate.entities.every((e) => request.words.has(e))) return 'entities';
   if (!sameList(request.negations, candidate.negations)) return 'negation';
   return undefined;
+}
+
+/**
+ * Whether a word at `index` starts a sentence: it is first in the text, or the whitespace before it holds a newline,
+ * or follows one of . ! ? : ; (a colon or semicolon often starts a list or a clause). Scans back over that
+ * whitespace only, so a long prompt costs linear time, not a scan of everything before each capitalised word.
+ */
+function startsSentence(text: string, index: number): boolean {
+  if (index === 0) return true;
+  let i = index - 1;
+  for (; i >= 0 && SPACE.test(text[i]!); i--) if (text[i] === '\n') return true;
+  return i < index - 1 && i >= 0 && '.!?:;'.includes(text[i]!);
 }
 
 function normaliseNumber(text: string): string {
