@@ -8,7 +8,7 @@ export type GuardName = 'numbers' | 'quotes' | 'urls' | 'files' | 'identifiers' 
 export const GUARD_NAMES: readonly GuardName[] = ['numbers', 'quotes', 'urls', 'files', 'identifiers', 'entities', 'negation', 'length'];
 
 /** Shorter / longer prompt, in characters, below which two prompts are not the same question. */
-export const MIN_LENGTH_RATIO = 0.5;
+const MIN_LENGTH_RATIO = 0.5;
 
 /** What the guards compare, extracted once per prompt. Lists are sorted, so equal multisets compare equal. */
 export interface PromptFacts {
@@ -44,7 +44,8 @@ const URL_PATTERN = /\b(?:https?:\/\/|www\.)[^\s<>"'`)]+/giu;
 const QUOTE_PATTERN = /"([^"]+)"|“([^”]+)”|`([^`]+)`|(?<![\p{L}\p{N}])'([^']+)'(?![\p{L}\p{N}])/gu;
 const FILE_PATTERN = /(?<![\p{L}\p{N}_./-])[\w-]+(?:\.[\w-]+)*\.[A-Za-z][A-Za-z0-9]{0,5}(?![\p{L}\p{N}_])/gu;
 const NUMBER_PATTERN = /[-+]?\d+(?:[.,:/]\d+)*%?/gu;
-const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
+/** A word: letters, digits and underscores, with an apostrophe suffix ("don't", "it’s"). The local embedder's too. */
+export const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
 /** camelCase, PascalCase with an inner capital, snake_case, SCREAMING_CASE, a call `name(`, or a dotted path. */
 const IDENTIFIER_PATTERN = /\b(?:[a-z]+[A-Z][\w]*|[A-Z][a-z0-9]+[A-Z][\w]*|\w+_\w+|[A-Za-z_]\w*(?=\()|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?=\())/gu;
 const SPACE = /\s/u;

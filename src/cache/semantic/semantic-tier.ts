@@ -71,7 +71,7 @@ const WARNING_INTERVAL_MS = 10_000;
  * Longest wait for a request's embedding (the upstream embedder is a network call): past it the lookup fails open,
  * and the insert of a stored answer goes on in the background instead of holding the answer back.
  */
-export const EMBED_BUDGET_MS = 2_000;
+const EMBED_BUDGET_MS = 2_000;
 const LATE = Symbol('late');
 /** Roles that set up a conversation rather than take a turn in it. */
 const SETUP_ROLES = new Set(['system', 'developer']);
@@ -101,7 +101,7 @@ export class SemanticTier {
   }
 
   /** Drops the vectors of expired entries (their entries are never served anyway) and trims the shared feed. */
-  sweep(): void {
+  private sweep(): void {
     const now = this.now();
     this.deps.index.removeExpired(now);
     this.deps.shared?.trim(now);

@@ -213,7 +213,7 @@ export class VectorIndex {
   }
 
   /** Drops the vectors of every entry whose exact key starts with `prefix` (a namespace purge); returns how many. */
-  removeKeyPrefix(prefix: string): number {
+  private removeKeyPrefix(prefix: string): number {
     let removed = 0;
     for (const [label, meta] of this.metas) {
       if (!meta.exactKey.startsWith(prefix)) continue;
