@@ -190,6 +190,19 @@ describe('vectors leave with their entries, on every instance', () => {
     expect(sample(await scrape(b.url), 'recall_semantic_lookups_total', { result: 'expired' })).toBe(expiredBefore + 1);
   });
 
+  it('a record that never expires at the stream head does not keep the expired records behind it from being trimmed', async () => {
+    await Promise.all(pair.splice(0).map((i) => i.close()));
+    // Another instance's record written before vectors carried an expiry: live for as long as it is remembered.
+    await redisClient.xadd(`recall-meta:${prefix}semantic`, '*', 'i', 'elsewhere', 'p', 'p', 'k', 'default:legacy', 't', 'legacy', 'v', Buffer.alloc(512 * 4));
+    const a = await startConnected({ ...settingsOf(), 'semantic.max_vectors': 2 });
+    pair.push(a);
+    for (let i = 0; i < 3; i++) await a.client().chat.completions.create(chat(question().original), { headers: { 'x-recall-ttl': '1' } });
+    // Only trimming empties the stream: MAXLEN ~ 2 keeps at least two records, and the legacy one was there first.
+    // Past max_vectors records the never-expiring head is forgotten (MAXLEN took it from Redis), so once the
+    // three entries expire the sweep trims the stream to nothing; before, it stopped at that head for good.
+    await eventually(async () => (await streamLength()) === 0, 'the expired records were trimmed from the stream');
+  });
+
   it('a record of an expired entry still in the stream is skipped when a later instance loads it', async () => {
     // No sweeps here: the dead records must still be in the stream when the later instance reads it.
     await Promise.all(pair.splice(0).map((i) => i.close()));
