@@ -55,9 +55,11 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
 
   app.get('/recall/admin/entries/:key', { schema: { params: { type: 'object', properties: { key: { type: 'string', pattern: KEY_PATTERN } } } } }, async (request) => {
     const { key } = request.params as { key: string };
-    const entry = await deps.store.get(key);
-    if (entry === undefined) throw new RecallError('entryNotFound', `No cache entry ${key} (it may have expired or been purged).`, 'key');
+    // getStale: an inspection is no lookup, so it counts no hit and leaves the entry's LRU recency alone. An expired
+    // entry kept for stale-if-error is not cached as far as clients can tell: not found.
+    const entry = await deps.store.getStale(key);
     const at = now();
+    if (entry === undefined || entry.expiresAt <= at) throw new RecallError('entryNotFound', `No cache entry ${key} (it may have expired or been purged).`, 'key');
     return {
       key,
       namespace: key.slice(0, key.lastIndexOf(':')),
@@ -66,8 +68,8 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
       expires_at: new Date(entry.expiresAt).toISOString(),
       age_s: Math.floor((at - entry.storedAt) / 1000),
       ttl_s: Math.max(0, Math.ceil((entry.expiresAt - at) / 1000)),
-      // The lookup that served this inspection counted as one.
-      hits: entry.hits === undefined ? null : Math.max(0, entry.hits - 1),
+      // The memory store counts from an entry's first hit (undefined before it); the Redis store does not count (null).
+      hits: entry.hits ?? (deps.store.kind === 'memory' ? 0 : null),
     };
   });
 }

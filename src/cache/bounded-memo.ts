@@ -15,3 +15,24 @@ export class BoundedMemo<V> {
     this.values.set(key, value);
   }
 }
+
+/** Most scopes remembered for one body: a body many tenants send has its later scopes computed, not remembered. */
+const MAX_SCOPES_PER_BODY = 64;
+
+/**
+ * Values computed from a frozen (repeated, see proxy/json-body.ts) body, by the body's identity and a scope (route,
+ * tenant, namespace): the body cannot change, and its values go when it is collected.
+ */
+export class FrozenBodyMemo<V> {
+  private readonly byBody = new WeakMap<object, Map<string, V>>();
+
+  get(body: object, scope: string): V | undefined {
+    return this.byBody.get(body)?.get(scope);
+  }
+
+  set(body: object, scope: string, value: V): void {
+    let values = this.byBody.get(body);
+    if (values === undefined) this.byBody.set(body, (values = new Map()));
+    if (values.size < MAX_SCOPES_PER_BODY) values.set(scope, value);
+  }
+}

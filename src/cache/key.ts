@@ -2,7 +2,7 @@
 // form (keys sorted, numbers normalised, whitespace gone, fields that cannot change the answer removed).
 import { createHash } from 'node:crypto';
 import type { CachedRoute } from '../proxy/pipeline.js';
-import { BoundedMemo } from './bounded-memo.js';
+import { BoundedMemo, FrozenBodyMemo } from './bounded-memo.js';
 
 /** Bump when the canonical form or the entry format changes: old entries then simply stop matching. */
 export const KEY_VERSION = 'recall-key-v1';
@@ -100,23 +100,15 @@ export function cacheKey(parts: KeyParts): string {
  * identity. Others by the SHA-256 of their raw bytes: equal bytes with equal route, tenant and namespace always give
  * the same key.
  */
-const MAX_PARTITIONS_PER_BODY = 64;
-
 export class KeyMemo {
   private readonly memo = new BoundedMemo<string>(10_000);
-  private readonly byBody = new WeakMap<object, Map<string, string>>();
+  private readonly byBody = new FrozenBodyMemo<string>();
 
   keyFor(parts: KeyParts, raw: Buffer | undefined): string {
     const partition = `${parts.route}\0${parts.tenant}\0${parts.namespace}`;
     if (Object.isFrozen(parts.body)) {
-      let keys = this.byBody.get(parts.body);
-      if (keys === undefined) this.byBody.set(parts.body, (keys = new Map()));
-      let key = keys.get(partition);
-      if (key === undefined) {
-        key = cacheKey(parts);
-        // Bounded: a body many tenants send has its later partitions computed, not remembered.
-        if (keys.size < MAX_PARTITIONS_PER_BODY) keys.set(partition, key);
-      }
+      let key = this.byBody.get(parts.body, partition);
+      if (key === undefined) this.byBody.set(parts.body, partition, (key = cacheKey(parts)));
       return key;
     }
     if (raw === undefined) return cacheKey(parts);

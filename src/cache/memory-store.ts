@@ -53,8 +53,9 @@ export class MemoryStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
-    const node = this.kept(key);
-    if (node === undefined || node.entry.expiresAt <= this.now()) return undefined;
+    const now = this.now();
+    const node = this.kept(key, now);
+    if (node === undefined || node.entry.expiresAt <= now) return undefined;
     this.unlink(node);
     this.append(node);
     node.entry.hits = (node.entry.hits ?? 0) + 1;
@@ -62,14 +63,14 @@ export class MemoryStore implements CacheStore {
   }
 
   async getStale(key: string): Promise<CacheEntry | undefined> {
-    return this.kept(key)?.entry;
+    return this.kept(key, this.now())?.entry;
   }
 
   /** The node of a key, unless it has expired beyond the time expired entries are kept (then it goes). */
-  private kept(key: string): Node | undefined {
+  private kept(key: string, now: number): Node | undefined {
     const node = this.nodes.get(key);
     if (node === undefined) return undefined;
-    if (node.entry.expiresAt + this.keepExpiredMs > this.now()) return node;
+    if (node.entry.expiresAt + this.keepExpiredMs > now) return node;
     this.remove(node);
     return undefined;
   }
@@ -99,7 +100,8 @@ export class MemoryStore implements CacheStore {
 
   async deletePrefix(prefix: string): Promise<number> {
     let deleted = 0;
-    for (const node of [...this.nodes.values()]) {
+    // Deleting the entry just visited is safe while iterating a Map: no copy needed.
+    for (const node of this.nodes.values()) {
       if (!node.key.startsWith(prefix)) continue;
       this.remove(node);
       deleted++;

@@ -8,7 +8,7 @@ export type GuardName = 'numbers' | 'quotes' | 'urls' | 'files' | 'identifiers' 
 export const GUARD_NAMES: readonly GuardName[] = ['numbers', 'quotes', 'urls', 'files', 'identifiers', 'entities', 'negation', 'length'];
 
 /** Shorter / longer prompt, in characters, below which two prompts are not the same question. */
-export const MIN_LENGTH_RATIO = 0.5;
+const MIN_LENGTH_RATIO = 0.5;
 
 /** What the guards compare, extracted once per prompt. Lists are sorted, so equal multisets compare equal. */
 export interface PromptFacts {
@@ -44,10 +44,11 @@ const URL_PATTERN = /\b(?:https?:\/\/|www\.)[^\s<>"'`)]+/giu;
 const QUOTE_PATTERN = /"([^"]+)"|“([^”]+)”|`([^`]+)`|(?<![\p{L}\p{N}])'([^']+)'(?![\p{L}\p{N}])/gu;
 const FILE_PATTERN = /(?<![\p{L}\p{N}_./-])[\w-]+(?:\.[\w-]+)*\.[A-Za-z][A-Za-z0-9]{0,5}(?![\p{L}\p{N}_])/gu;
 const NUMBER_PATTERN = /[-+]?\d+(?:[.,:/]\d+)*%?/gu;
-const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
+/** A word: letters, digits and underscores, with an apostrophe suffix ("don't", "it’s"). The local embedder's too. */
+export const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
 /** camelCase, PascalCase with an inner capital, snake_case, SCREAMING_CASE, a call `name(`, or a dotted path. */
 const IDENTIFIER_PATTERN = /\b(?:[a-z]+[A-Z][\w]*|[A-Z][a-z0-9]+[A-Z][\w]*|\w+_\w+|[A-Za-z_]\w*(?=\()|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?=\())/gu;
-const SENTENCE_START = /(?:^|[.!?:;]\s+|\n\s*)$/u;
+const SPACE = /\s/u;
 
 export function factsOf(text: string): PromptFacts {
   const urls = [...text.matchAll(URL_PATTERN)].map((m) => m[0].replace(/[.,;:!?]+$/u, '').toLowerCase());
@@ -67,7 +68,7 @@ export function factsOf(text: string): PromptFacts {
     if (asNumber !== undefined) numbers.push(asNumber);
     if (lower.endsWith("n't")) negations.push('not');
     else if (NEGATIONS[lower] !== undefined) negations.push(NEGATIONS[lower]);
-    if (/^\p{Lu}/u.test(word) && !SENTENCE_START.test(withoutUrls.slice(0, match.index)) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
+    if (/^\p{Lu}/u.test(word) && !startsSentence(withoutUrls, match.index) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
   }
   return {
     length: text.trim().length,
@@ -89,6 +90,18 @@ export function failedGuard(request: PromptFacts, candidate: PromptFacts): Guard
   if (!request.entities.every((e) => candidate.words.has(e)) || !candidate.entities.every((e) => request.words.has(e))) return 'entities';
   if (!sameList(request.negations, candidate.negations)) return 'negation';
   return undefined;
+}
+
+/**
+ * Whether a word at `index` starts a sentence: it is first in the text, or the whitespace before it holds a newline,
+ * or follows one of . ! ? : ; (a colon or semicolon often starts a list or a clause). Scans back over that
+ * whitespace only, so a long prompt costs linear time, not a scan of everything before each capitalised word.
+ */
+function startsSentence(text: string, index: number): boolean {
+  if (index === 0) return true;
+  let i = index - 1;
+  for (; i >= 0 && SPACE.test(text[i]!); i--) if (text[i] === '\n') return true;
+  return i < index - 1 && i >= 0 && '.!?:;'.includes(text[i]!);
 }
 
 function normaliseNumber(text: string): string {

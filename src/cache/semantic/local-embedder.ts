@@ -4,6 +4,7 @@
 // guards and a high threshold carry the safety (see docs/SEMANTIC.md).
 import type { Embedder } from './embedder.js';
 import { normalise } from './embedder.js';
+import { WORD_PATTERN } from './guards.js';
 
 /** Weights of the feature families: whole words carry the most, trigrams absorb typos and inflections. */
 const FAMILY_WEIGHT = { w: 1, p: 0.7, c: 0.35 } as const;
@@ -17,8 +18,6 @@ const STOP_WORDS = new Set(('a an the of to in on at for with by from about as i
   'these those there here what whats which who how please tell give show explain describe let just some any way me up out ' +
   'there kind sort really very also get').split(' '));
 const STOP_WORD_SCALE = 0.2;
-
-const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
 
 export class LocalEmbedder implements Embedder {
   readonly name = 'local';

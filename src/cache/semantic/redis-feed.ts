@@ -108,11 +108,7 @@ export class RedisFeed implements SharedVectors {
     while (this.seenHead < this.seenIds.length && this.seenUntil[this.seenHead]! <= now) last = this.seenIds[this.seenHead++];
     if (last === undefined) return;
     const minId = this.seenHead < this.seenIds.length ? this.seenIds[this.seenHead]! : nextId(last);
-    if (this.seenHead > 1024 && this.seenHead * 2 > this.seenIds.length) {
-      this.seenIds.splice(0, this.seenHead);
-      this.seenUntil.splice(0, this.seenHead);
-      this.seenHead = 0;
-    }
+    this.compactSeen();
     this.redis.xtrim(this.key, 'MINID', minId)
       .catch((err: unknown) => this.fail(err, 'trimming the shared semantic index in Redis failed; retried at the next sweep'));
   }
@@ -186,6 +182,19 @@ export class RedisFeed implements SharedVectors {
   private seen(id: string, until: number): void {
     this.seenIds.push(id);
     this.seenUntil.push(until);
+    // Beyond maxVectors records the head is gone from Redis (MAXLEN) even if it never expires (records without an
+    // expiry, a long X-Recall-TTL): forget it, or a head that never expires keeps every later record in memory.
+    if (this.seenIds.length - this.seenHead > this.maxVectors) this.seenHead++;
+    this.compactSeen();
+  }
+
+  /** Drops the forgotten head once it is most of the lists; amortised, so each record is moved a bounded number of times. */
+  private compactSeen(): void {
+    if (this.seenHead > 1024 && this.seenHead * 2 > this.seenIds.length) {
+      this.seenIds.splice(0, this.seenHead);
+      this.seenUntil.splice(0, this.seenHead);
+      this.seenHead = 0;
+    }
   }
 
   private fail(err: unknown, message: string): void {

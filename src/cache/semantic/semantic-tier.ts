@@ -10,6 +10,7 @@ import type { Metrics } from '../../metrics/catalog.js';
 import { isRecord, type JsonObject } from '../../openai/wire.js';
 import type { ExactTier } from '../exact-tier.js';
 import { canonicalBody, KEY_VERSION } from '../key.js';
+import { FrozenBodyMemo } from '../bounded-memo.js';
 import type { CachePolicy } from '../policy.js';
 import type { CompletionRoute } from '../../openai/assemble.js';
 import type { CacheEntry, PurgeScope } from '../store.js';
@@ -70,7 +71,7 @@ const WARNING_INTERVAL_MS = 10_000;
  * Longest wait for a request's embedding (the upstream embedder is a network call): past it the lookup fails open,
  * and the insert of a stored answer goes on in the background instead of holding the answer back.
  */
-export const EMBED_BUDGET_MS = 2_000;
+const EMBED_BUDGET_MS = 2_000;
 const LATE = Symbol('late');
 /** Roles that set up a conversation rather than take a turn in it. */
 const SETUP_ROLES = new Set(['system', 'developer']);
@@ -80,7 +81,7 @@ export class SemanticTier {
   private lastWarningAt = 0;
   private sweeper: NodeJS.Timeout | undefined;
   /** Probes of repeated (frozen) bodies, by route, tenant and namespace: embedding and guard facts cost tens of µs. */
-  private readonly repeated = new WeakMap<JsonObject, Map<string, Probe>>();
+  private readonly repeated = new FrozenBodyMemo<Probe>();
 
   constructor(private readonly deps: SemanticTierDeps) {
     this.now = deps.now ?? Date.now;
@@ -100,7 +101,7 @@ export class SemanticTier {
   }
 
   /** Drops the vectors of expired entries (their entries are never served anyway) and trims the shared feed. */
-  sweep(): void {
+  private sweep(): void {
     const now = this.now();
     this.deps.index.removeExpired(now);
     this.deps.shared?.trim(now);
@@ -135,13 +136,10 @@ export class SemanticTier {
     // upstream embedder, whose call carries this request's credentials (and which caches embeddings itself).
     if (!Object.isFrozen(parts.body) || this.embedsUpstream) return this.newProbe(parts, context);
     const scope = `${parts.route}\0${parts.tenant}\0${parts.namespace}`;
-    let memo = this.repeated.get(parts.body);
-    const known = memo?.get(scope);
+    const known = this.repeated.get(parts.body, scope);
     if (known !== undefined) return known;
     const probe = this.newProbe(parts, context);
-    if (probe === undefined) return undefined;
-    if (memo === undefined) this.repeated.set(parts.body, memo = new Map());
-    memo.set(scope, probe);
+    if (probe !== undefined) this.repeated.set(parts.body, scope, probe);
     return probe;
   }
 

@@ -86,6 +86,11 @@ export class VectorIndex {
   private readonly metas = new Map<number, VectorMeta>();
   private readonly labelByKey = new Map<string, number>();
   private nextLabel = 1;
+  /**
+   * No live label is smaller: labels only increase, so the oldest vector is found by stepping this forward, not by
+   * `metas.keys().next()`, which skips the Map's deleted slots on every eviction (see memory-store.ts).
+   */
+  private oldest = 1;
   private textBytes = 0;
 
   constructor(
@@ -120,7 +125,10 @@ export class VectorIndex {
     }
     const incoming = [...latest.values()].slice(-this.maxVectors);
     for (const { meta } of incoming) this.removeKey(meta.exactKey);
-    while (this.metas.size > 0 && this.metas.size + incoming.length > this.maxVectors) this.remove(this.metas.keys().next().value!);
+    while (this.metas.size > 0 && this.metas.size + incoming.length > this.maxVectors) {
+      while (!this.metas.has(this.oldest)) this.oldest++;
+      this.remove(this.oldest);
+    }
     const batches = new Map<Partition, { labels: number[]; vectors: Float32Array[] }>();
     for (const { vector, meta } of incoming) {
       const label = this.nextLabel++;
@@ -205,7 +213,7 @@ export class VectorIndex {
   }
 
   /** Drops the vectors of every entry whose exact key starts with `prefix` (a namespace purge); returns how many. */
-  removeKeyPrefix(prefix: string): number {
+  private removeKeyPrefix(prefix: string): number {
     let removed = 0;
     for (const [label, meta] of this.metas) {
       if (!meta.exactKey.startsWith(prefix)) continue;

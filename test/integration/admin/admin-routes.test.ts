@@ -75,6 +75,24 @@ describe('admin routes', () => {
     expect(missing.status).toBe(404);
   });
 
+  it('inspecting counts no hit and does not keep an entry from being evicted first', async () => {
+    const small = await startRecall({ 'upstream.url': mock.baseURL, 'admin.token': TOKEN, 'cache.memory.max_entries': 2 });
+    try {
+      const chat = (content: string) => small.client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] }).withResponse();
+      const inspect = async (key: string) => (await (await fetch(`${small.url}/recall/admin/entries/${key}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { hits: number };
+      const oldest = (await chat('the oldest entry')).response.headers.get('x-recall-key')!;
+      await chat('the newer entry');
+      expect((await inspect(oldest)).hits).toBe(0);
+      expect((await inspect(oldest)).hits).toBe(0);
+      // Still the least recently used: a third entry evicts it, not the newer one.
+      await chat('a third entry');
+      expect((await chat('the newer entry')).response.headers.get('x-recall-cache')).toBe('HIT');
+      expect((await chat('the oldest entry')).response.headers.get('x-recall-cache')).toBe('MISS');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('purge one key', async () => {
     const a = await ask();
     const b = await ask();

@@ -37,4 +37,15 @@ describe('guards', () => {
   it('a number written as a word equals the digit', () => {
     expect(guard('Give me 3 ideas for dinner.', 'Give me three ideas for dinner.')).toBeUndefined();
   });
+
+  it('a capitalised word is an entity unless it starts a sentence, in a prompt of 200,000 characters too', () => {
+    // Sentence starts: the text's first word, after . ! ? : ; and whitespace, and after a newline.
+    expect(factsOf('Rome is older than Paris; Oslo? No. Lima:Quito\n  Bern and Kyiv').entities).toEqual(['kyiv', 'paris', 'quito']);
+    const sentence = 'I met Alice in Paris, then Bob. ';
+    const repeats = Math.ceil(200_000 / sentence.length);
+    const facts = factsOf(`${sentence.repeat(repeats)}Then\nOslo and Lima`);
+    expect(facts.length).toBeGreaterThan(200_000);
+    // "I" is no entity; "Then" and "Oslo" start sentences, "Bob" follows a comma.
+    expect(facts.entities).toEqual([...Array(repeats).fill('alice'), ...Array(repeats).fill('bob'), 'lima', ...Array(repeats).fill('paris')]);
+  });
 });
