@@ -5,6 +5,7 @@ import type { Metrics } from '../metrics/catalog.js';
 import type { CachePolicy } from './policy.js';
 import type { CacheEntry, CacheStore } from './store.js';
 import { freshUntil } from './stale.js';
+import { ThrottledWarning } from '../log/throttled-warning.js';
 
 export type Lookup = (
   | { outcome: 'hit'; entry: CacheEntry }
@@ -18,18 +19,18 @@ export type Lookup = (
   ms: number;
 };
 
-const WARNING_INTERVAL_MS = 10_000;
-
 export class ExactTier {
-  private lastWarningAt = 0;
+  private readonly warnings: ThrottledWarning;
 
   constructor(
     private readonly store: CacheStore,
-    private readonly log: FastifyBaseLogger,
+    log: FastifyBaseLogger,
     private readonly maxEntryBytes: number,
     private readonly now: () => number = Date.now,
     private readonly metrics?: Metrics,
-  ) {}
+  ) {
+    this.warnings = new ThrottledWarning(log, undefined, now);
+  }
 
   /** Calls `listener` with the key of each entry the store drops on its own or on request, where the store can tell. */
   onRemoved(listener: (key: string) => void): void {
@@ -106,9 +107,6 @@ export class ExactTier {
   }
 
   private warn(err: unknown, message: string): void {
-    const now = this.now();
-    if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;
-    this.lastWarningAt = now;
-    this.log.warn({ err, store: this.store.kind }, message);
+    this.warnings.warn({ err, store: this.store.kind }, message);
   }
 }

@@ -2,6 +2,7 @@
 // (gpt-tokenizer, as compaction counts them, plus the completion it may ask for) and reserved atomically against the
 // client's window — one key per client in Redis, updated by one Lua script, so instances share it (and it works on a
 // Redis Cluster) — then corrected with the upstream's `usage` once the answer is in.
+import { ThrottledWarning } from '../log/throttled-warning.js';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisConnection } from '../cache/redis-connection.js';
 import { TokenCounter } from '../compaction/tokens.js';
@@ -35,20 +36,16 @@ export interface TokenBudgetDeps {
   hitsSpend: boolean;
 }
 
-/** While the store fails, one warning per this long: every request would otherwise log one. */
-const WARN_EVERY_MS = 10_000;
-
 export class TokenBudget {
-  private lastWarning = -Infinity;
+  /** While the store fails, every request would log a warning: one per interval. */
+  private readonly warnings: ThrottledWarning;
 
-  constructor(readonly deps: TokenBudgetDeps) {}
+  constructor(readonly deps: TokenBudgetDeps) {
+    this.warnings = new ThrottledWarning(deps.log);
+  }
 
-  /** Logs a failure of the store, at most once per WARN_EVERY_MS. */
   storeFailed(err: unknown, what: string): void {
-    const now = performance.now();
-    if (now - this.lastWarning < WARN_EVERY_MS) return;
-    this.lastWarning = now;
-    this.deps.log.warn({ err }, what);
+    this.warnings.warn({ err }, what);
   }
 
   /** One request's spend; undefined when its client has no token budget (or limits are off). */

@@ -6,6 +6,7 @@
 // trimmed from its head (MINID) and skipped when replayed, and a purge of all empties it. Failures fail open: counted,
 // warned about at most once per 10 s. One stream key, so on a Cluster
 // the whole feed lives in one slot (XADD and a single-stream XREAD never span slots).
+import { ThrottledWarning } from '../../log/throttled-warning.js';
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { sideConnection, type RedisConnection } from '../redis-connection.js';
@@ -18,7 +19,6 @@ import type { VectorIndex, VectorMeta } from './vector-index.js';
 const BLOCK_MS = 1_000;
 const PAGE = 1_000;
 const RETRY_MS = 500;
-const WARNING_INTERVAL_MS = 10_000;
 
 type StreamReply = [Buffer, [Buffer, Buffer[]][]][] | null;
 
@@ -57,7 +57,7 @@ export class RedisFeed implements SharedVectors {
   private seenHead = 0;
   private closed = false;
   private following: Promise<void> | undefined;
-  private lastWarningAt = 0;
+  private readonly warnings: ThrottledWarning;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -65,8 +65,9 @@ export class RedisFeed implements SharedVectors {
     private readonly index: VectorIndex,
     private readonly maxVectors: number,
     private readonly metrics: Metrics,
-    private readonly log: FastifyBaseLogger,
+    log: FastifyBaseLogger,
   ) {
+    this.warnings = new ThrottledWarning(log);
     // Beside the other shared metadata, outside the entries' prefix: a purge of entries does not delete it, it
     // records the purge in it.
     this.key = `recall-meta:${keyPrefix}semantic`;
@@ -199,9 +200,6 @@ export class RedisFeed implements SharedVectors {
 
   private fail(err: unknown, message: string): void {
     this.metrics.semanticError('feed');
-    const now = Date.now();
-    if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;
-    this.lastWarningAt = now;
-    this.log.warn({ err }, message);
+    this.warnings.warn({ err }, message);
   }
 }

@@ -4,6 +4,7 @@
 // system prompt, earlier turns) must match exactly; only the message is compared by vector, and the guards must pass.
 // A candidate is served only if its exact entry is still there; vectors leave with their entries (evicted, expired,
 // purged). Every failure (embedder, index, store) fails open: a miss.
+import { ThrottledWarning } from '../../log/throttled-warning.js';
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Metrics } from '../../metrics/catalog.js';
@@ -66,7 +67,6 @@ export interface ProbeParts {
 }
 
 const PARTITION_VERSION = `${KEY_VERSION}/semantic-v1`;
-const WARNING_INTERVAL_MS = 10_000;
 /**
  * Longest wait for a request's embedding (the upstream embedder is a network call): past it the lookup fails open,
  * and the insert of a stored answer goes on in the background instead of holding the answer back.
@@ -78,13 +78,14 @@ const SETUP_ROLES = new Set(['system', 'developer']);
 
 export class SemanticTier {
   private readonly now: () => number;
-  private lastWarningAt = 0;
+  private readonly warnings: ThrottledWarning;
   private sweeper: NodeJS.Timeout | undefined;
   /** Probes of repeated (frozen) bodies, by route, tenant and namespace: embedding and guard facts cost tens of µs. */
   private readonly repeated = new FrozenBodyMemo<Probe>();
 
   constructor(private readonly deps: SemanticTierDeps) {
     this.now = deps.now ?? Date.now;
+    this.warnings = new ThrottledWarning(deps.log, undefined, this.now);
     // An entry that leaves the exact tier takes its vector along (where the store can tell: the memory store).
     deps.exact.onRemoved((key) => deps.index.removeKey(key));
   }
@@ -245,10 +246,7 @@ export class SemanticTier {
 
   private fail(stage: 'embed' | 'index', err: unknown, message: string): void {
     this.deps.metrics.semanticError(stage);
-    const now = this.now();
-    if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return;
-    this.lastWarningAt = now;
-    this.deps.log.warn({ err, stage }, message);
+    this.warnings.warn({ err, stage }, message);
   }
 }
 
