@@ -341,7 +341,10 @@ describe('faults', () => {
     const split = await streamed('split-stream');
     const whole = await streamed();
     expect(split.text).toBe(whole.text);
-    expect(Math.max(...split.pieces)).toBeLessThanOrEqual(5);
+    // Written 5 bytes at a time, 1 ms apart; TCP may merge some writes before the reader sees them (it did under a
+    // loaded CI run: a 10-byte piece), so the reader can only count on many pieces, not on their exact size.
+    expect(split.pieces.length).toBeGreaterThan(whole.pieces.length);
+    expect(split.pieces.length).toBeGreaterThan(split.text.length / 50);
 
     const unauthorized = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: question }, { headers: { 'x-mock-fault': '401' } }).catch((e: unknown) => e);
     expect(unauthorized).toBeInstanceOf(OpenAI.AuthenticationError);
