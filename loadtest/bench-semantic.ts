@@ -10,6 +10,8 @@
 //                             --instructions 200 --dimensions 512 --e2e-duration 5 --connections 50]
 // --configs: quantization/connectivity/expansion_search[/expansion_add] (f32, f16, i8); --build: single (one add per vector, as the
 // tier inserts), batch (addMany, as an index is built from Redis at start) or auto (single up to 100k).
+// --small 16,64,256,1024: instead, what a stored miss costs a small partition (a search, then an insert) when it is
+// scanned flat and when it is a graph (the default settings), at each size: how FLAT_LIMIT is chosen.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({ options: {
   instructions: { type: 'string', default: '0' },
   'e2e-duration': { type: 'string', default: '5' },
   connections: { type: 'string', default: '50' },
+  small: { type: 'string' },
 } });
 const dimensions = Number(args.dimensions);
 const queryCount = Number(args.queries);
@@ -49,6 +52,37 @@ const ASPECTS = ['cost', 'history', 'risks', 'steps', 'options', 'timeline', 'er
 function prompt(i: number, variant = 0): string {
   const pick = <T>(list: readonly T[], n: number) => list[n % list.length]!;
   return `${pick(VERBS, i + variant)} the ${pick(ASPECTS, i >> 4)} of my ${pick(SUBJECTS, i)} for client ${pick(SUBJECTS, i >> 8)} ${pick(ASPECTS, i >> 12)} project ${(i * 2654435761) >>> 20}`;
+}
+
+if (args.small !== undefined) {
+  compareSmall(args.small.split(',').map(Number));
+  process.exit(0);
+}
+
+/**
+ * Per size: a flat partition and a graph partition filled with the same vectors, then 300 searches of each (near-
+ * repeats), then 100 inserts of each; µs per search and per insert, and their sum (a stored miss does both).
+ */
+function compareSmall(sizes: readonly number[]): void {
+  const meta = (i: number) => ({ partition: 'p', exactKey: `k${i}`, text: '', expiresAt: Infinity });
+  const µs = (ms: number, n: number) => +((ms * 1_000) / n).toFixed(1);
+  for (const size of sizes) {
+    const row: Record<string, number | string> = { vectors: size, dimensions };
+    for (const [layout, flatLimit] of [['flat', Number.POSITIVE_INFINITY], ['graph', 1]] as const) {
+      const index = new VectorIndex(dimensions, size + 1_000, DEFAULT_HNSW, flatLimit);
+      for (let i = 0; i < size; i++) index.add(embedder.embedOne(prompt(i)), meta(i));
+      const queries = Array.from({ length: 300 }, (_, q) => embedder.embedOne(prompt((q * 7919) % size, 1)));
+      const inserts = Array.from({ length: 100 }, (_, i) => embedder.embedOne(prompt(size + i)));
+      let start = performance.now();
+      for (const query of queries) index.search('p', query, -1);
+      const search = µs(performance.now() - start, queries.length);
+      start = performance.now();
+      inserts.forEach((vector, i) => index.add(vector, meta(size + i)));
+      const insert = µs(performance.now() - start, inserts.length);
+      Object.assign(row, { [`${layout}_search_us`]: search, [`${layout}_insert_us`]: insert, [`${layout}_miss_us`]: +(search + insert).toFixed(1) });
+    }
+    console.log(JSON.stringify(row));
+  }
 }
 
 const rssMb = () => Math.round(process.memoryUsage().rss / 1048576);

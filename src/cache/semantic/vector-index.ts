@@ -3,18 +3,27 @@
 //
 // Why per partition and not one global index filtered after search: a global top-k can be crowded out by other
 // partitions' vectors (many tenants asking the same thing), silently missing the one that matters. Per partition the
-// answer is exact for the partition. Most partitions hold a handful of vectors, where a linear scan over a flat array
-// is exact and faster than any graph; a partition that grows past FLAT_LIMIT moves into its own usearch HNSW index
-// (cosine), measured in docs/SEMANTIC.md (npm run bench:semantic).
+// answer is exact for the partition. Most partitions hold a handful of vectors, where an exact scan over one flat array
+// costs less than a graph (whose every insert is a search); a partition that grows past FLAT_LIMIT moves into its own
+// usearch HNSW index (cosine), measured in docs/SEMANTIC.md (npm run bench:semantic).
 import usearch from 'usearch';
 import type { PurgeScope } from '../store.js';
 import { cosine } from './embedder.js';
 
-const { Index, MetricKind, ScalarKind } = usearch;
+const { Index, MetricKind, ScalarKind, exactSearch } = usearch;
 type HnswIndex = InstanceType<typeof Index>;
 
-/** Below this many vectors a partition is scanned linearly; at it, it moves into an HNSW graph. */
-export const FLAT_LIMIT = 512;
+/**
+ * Below this many vectors a partition is scanned exactly; at it, it moves into an HNSW graph. Measured on this
+ * project's 2-core machine at 512 dimensions (docs/SEMANTIC.md, "Flat partitions"): usearch's exact scan of 256
+ * vectors costs about what a graph's search and insert cost together at that size, and grows linearly past it.
+ */
+export const FLAT_LIMIT = 256;
+/**
+ * Up to this many vectors a flat partition is scanned in JavaScript: usearch's exact search costs about as much as
+ * five JavaScript dot products before it compares the first vector.
+ */
+const SCAN_IN_JS_UP_TO = 4;
 
 /** How a partition's HNSW graph is built and searched. */
 export interface HnswSettings {
@@ -73,11 +82,81 @@ export interface Candidate {
   meta: VectorMeta;
 }
 
-class Partition {
+/**
+ * The vectors of a partition below FLAT_LIMIT, back to back in one array (row i is labels[i]'s), which usearch scans
+ * in native code without a copy. A removal moves the last row into the hole: the order of rows does not matter.
+ */
+class FlatRows {
   labels: number[] = [];
-  vectors: Float32Array[] = [];
+  private rows: Float32Array;
+
+  constructor(private readonly dimensions: number) {
+    this.rows = new Float32Array(dimensions);
+  }
+
+  get count(): number {
+    return this.labels.length;
+  }
+
+  push(label: number, vector: Float32Array): void {
+    const at = this.labels.length * this.dimensions;
+    if (at + this.dimensions > this.rows.length) {
+      const grown = new Float32Array(Math.max(this.rows.length * 2, this.dimensions * 4));
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    this.rows.set(vector, at);
+    this.labels.push(label);
+  }
+
+  remove(label: number): void {
+    const at = this.labels.indexOf(label);
+    if (at < 0) return;
+    const last = this.labels.length - 1;
+    if (at !== last) {
+      this.labels[at] = this.labels[last]!;
+      this.rows.copyWithin(at * this.dimensions, last * this.dimensions, (last + 1) * this.dimensions);
+    }
+    this.labels.pop();
+  }
+
+  /** Frees the rows (the partition moved into a graph). */
+  clear(): void {
+    this.labels = [];
+    this.rows = new Float32Array(0);
+  }
+
+  row(i: number): Float32Array {
+    return this.rows.subarray(i * this.dimensions, (i + 1) * this.dimensions);
+  }
+
+  /** Every row, for a batch insert into a graph. */
+  all(): Float32Array {
+    return this.rows.subarray(0, this.labels.length * this.dimensions);
+  }
+
+  /** The `count` most similar rows, best first, as [row, similarity]. */
+  nearest(vector: Float32Array, count: number): [number, number][] {
+    const n = this.labels.length;
+    if (n <= SCAN_IN_JS_UP_TO) {
+      const scored: [number, number][] = [];
+      for (let i = 0; i < n; i++) scored.push([i, cosine(vector, this.row(i))]);
+      return scored.sort((a, b) => b[1] - a[1]).slice(0, count);
+    }
+    // One thread, as for a graph's search. usearch's cosine distance is 1 - similarity.
+    const matches = exactSearch(this.all(), vector, this.dimensions, Math.min(count, n), MetricKind.Cos, 1);
+    return Array.from(matches.keys, (row, i) => [Number(row), 1 - matches.distances[i]!]);
+  }
+}
+
+class Partition {
+  readonly flat: FlatRows;
   hnsw: HnswIndex | undefined;
   size = 0;
+
+  constructor(dimensions: number) {
+    this.flat = new FlatRows(dimensions);
+  }
 }
 
 export class VectorIndex {
@@ -97,6 +176,8 @@ export class VectorIndex {
     readonly dimensions: number,
     private readonly maxVectors: number,
     private readonly hnsw: HnswSettings = DEFAULT_HNSW,
+    /** Size at which a partition moves into a graph; other values only in benchmarks (flat against graph). */
+    private readonly flatLimit = FLAT_LIMIT,
   ) {}
 
   get size(): number {
@@ -134,7 +215,7 @@ export class VectorIndex {
       const label = this.nextLabel++;
       let partition = this.partitions.get(meta.partition);
       if (partition === undefined) {
-        partition = new Partition();
+        partition = new Partition(this.dimensions);
         this.partitions.set(meta.partition, partition);
       }
       let batch = batches.get(partition);
@@ -151,9 +232,8 @@ export class VectorIndex {
         this.addToGraph(partition.hnsw, batch.labels, batch.vectors);
         continue;
       }
-      partition.labels.push(...batch.labels);
-      partition.vectors.push(...batch.vectors);
-      if (partition.labels.length >= FLAT_LIMIT) this.promote(partition);
+      batch.labels.forEach((label, i) => partition.flat.push(label, batch.vectors[i]!));
+      if (partition.flat.count >= this.flatLimit) this.promote(partition);
     }
     return incoming.length;
   }
@@ -164,12 +244,12 @@ export class VectorIndex {
     if (partition === undefined || partition.size === 0) return [];
     const found: Candidate[] = [];
     if (partition.hnsw === undefined) {
-      for (let i = 0; i < partition.labels.length; i++) {
-        const similarity = cosine(vector, partition.vectors[i]!);
-        if (similarity >= minSimilarity) found.push({ label: partition.labels[i]!, similarity, meta: this.metas.get(partition.labels[i]!)! });
+      const { flat } = partition;
+      for (const [row, similarity] of flat.nearest(vector, CANDIDATES)) {
+        const label = flat.labels[row]!;
+        if (similarity >= minSimilarity) found.push({ label, similarity, meta: this.metas.get(label)! });
       }
-      found.sort((a, b) => b.similarity - a.similarity);
-      return found.slice(0, CANDIDATES);
+      return found;
     }
     // One thread: a lookup is one query, and the request path must not fan out over the cores. Asking for more
     // results widens usearch's search to that many (its expansion is fixed when the graph is made).
@@ -197,11 +277,7 @@ export class VectorIndex {
     if (partition.hnsw !== undefined) {
       partition.hnsw.remove(BigInt(label));
     } else {
-      const at = partition.labels.indexOf(label);
-      if (at >= 0) {
-        partition.labels.splice(at, 1);
-        partition.vectors.splice(at, 1);
-      }
+      partition.flat.remove(label);
     }
     if (partition.size === 0) this.partitions.delete(meta.partition);
   }
@@ -261,12 +337,12 @@ export class VectorIndex {
     return flatVectors * this.dimensions * 4 + hnswNodes * perNode + this.metas.size * 64 + this.textBytes;
   }
 
-  /** A partition at FLAT_LIMIT moves into its own HNSW graph; its flat arrays are freed. */
+  /** A partition at FLAT_LIMIT moves into its own HNSW graph, in one batch over all cores; its flat rows are freed. */
   private promote(partition: Partition): void {
-    partition.hnsw = newGraph(this.dimensions, this.hnsw);
-    this.addToGraph(partition.hnsw, partition.labels, partition.vectors);
-    partition.labels = [];
-    partition.vectors = [];
+    const graph = newGraph(this.dimensions, this.hnsw);
+    graph.add(BigUint64Array.from(partition.flat.labels, BigInt), partition.flat.all(), 0);
+    partition.hnsw = graph;
+    partition.flat.clear();
   }
 
   /** One vector is added as it is; several in one batch, over all cores. */

@@ -33,6 +33,30 @@ describe('vector index', () => {
     expect(index.search('big', embedder.embedOne('question number 0 about topic 0'), 0.99).map((c) => c.meta.exactKey)).not.toContain('k0');
   });
 
+  it('a flat partition finds every remaining vector, best first, after removals from its middle', () => {
+    const index = new VectorIndex(64, 10_000);
+    const count = FLAT_LIMIT - 1;
+    const text = (i: number) => `flat question ${i} about topic ${i * 11}`;
+    for (let i = 0; i < count; i++) index.add(embedder.embedOne(text(i)), meta('flat', `k${i}`));
+    const removed = new Set([0, 3, 50, 51, 52, count - 1]);
+    for (const i of removed) index.removeKey(`k${i}`);
+    expect(index.size).toBe(count - removed.size);
+    for (let i = 0; i < count; i++) {
+      const found = index.search('flat', embedder.embedOne(text(i)), 0);
+      if (removed.has(i)) {
+        expect(found.map((c) => c.meta.exactKey)).not.toContain(`k${i}`);
+        continue;
+      }
+      expect(found[0]?.meta.exactKey).toBe(`k${i}`);
+      expect(found[0]!.similarity).toBeCloseTo(1, 5);
+      expect(found.map((c) => c.similarity)).toEqual([...found.map((c) => c.similarity)].sort((a, b) => b - a));
+    }
+    // Down to a few vectors, scanned in JavaScript: the same answers.
+    for (let i = 0; i < count; i++) if (!removed.has(i) && i > 5) index.removeKey(`k${i}`);
+    expect(index.size).toBe(4);
+    expect(index.search('flat', embedder.embedOne(text(5)), 0.99).map((c) => c.meta.exactKey)).toEqual(['k5']);
+  });
+
   it('keeps at most maxVectors, dropping the oldest, and one vector per entry', () => {
     const index = new VectorIndex(64, 2);
     index.add(embedder.embedOne('one'), meta('p', 'a'));
