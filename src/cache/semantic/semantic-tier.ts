@@ -11,7 +11,7 @@ import type { Metrics } from '../../metrics/catalog.js';
 import { isRecord, type JsonObject } from '../../openai/wire.js';
 import type { ExactTier } from '../exact-tier.js';
 import { canonicalBody, KEY_VERSION } from '../key.js';
-import { FrozenBodyMemo } from '../bounded-memo.js';
+import { BoundedMemo, FrozenBodyMemo } from '../bounded-memo.js';
 import type { CachePolicy } from '../policy.js';
 import type { CompletionRoute } from '../../openai/assemble.js';
 import type { CacheEntry, PurgeScope } from '../store.js';
@@ -73,6 +73,13 @@ const PARTITION_VERSION = `${KEY_VERSION}/semantic-v1`;
  */
 const EMBED_BUDGET_MS = 2_000;
 const LATE = Symbol('late');
+/**
+ * Guard facts remembered by text: a stored message is compared again whenever it is a candidate for a later request
+ * (a prompt with many near-repeats is a candidate for each), and its facts cost tens of µs. Only texts up to
+ * FACTS_MEMO_MAX_CHARS are remembered, so the memo stays within a few MB.
+ */
+const FACTS_MEMO_ENTRIES = 1_024;
+const FACTS_MEMO_MAX_CHARS = 2_000;
 /** Roles that set up a conversation rather than take a turn in it. */
 const SETUP_ROLES = new Set(['system', 'developer']);
 
@@ -82,6 +89,7 @@ export class SemanticTier {
   private sweeper: NodeJS.Timeout | undefined;
   /** Probes of repeated (frozen) bodies, by route, tenant and namespace: embedding and guard facts cost tens of µs. */
   private readonly repeated = new FrozenBodyMemo<Probe>();
+  private readonly facts = new BoundedMemo<PromptFacts>(FACTS_MEMO_ENTRIES);
 
   constructor(private readonly deps: SemanticTierDeps) {
     this.now = deps.now ?? Date.now;
@@ -157,7 +165,14 @@ export class SemanticTier {
         return undefined;
       },
     );
-    return { partition, text: found.text, facts: factsOf(found.text), vector };
+    return { partition, text: found.text, facts: this.factsOf(found.text), vector };
+  }
+
+  private factsOf(text: string): PromptFacts {
+    if (text.length > FACTS_MEMO_MAX_CHARS) return factsOf(text);
+    let facts = this.facts.get(text);
+    if (facts === undefined) this.facts.set(text, (facts = factsOf(text)));
+    return facts;
   }
 
   /** A chat request's last user message, and the body without it (the rest of the partition). */
@@ -188,7 +203,7 @@ export class SemanticTier {
     }
     let result: 'miss' | 'guarded' | 'expired' = 'miss';
     for (const candidate of candidates) {
-      const guard = failedGuard(probe.facts, factsOf(candidate.meta.text));
+      const guard = failedGuard(probe.facts, this.factsOf(candidate.meta.text));
       if (guard !== undefined) {
         metrics.semanticGuardRejection(guard);
         if (result === 'miss') result = 'guarded';
