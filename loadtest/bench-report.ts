@@ -24,7 +24,13 @@ export interface Throughput {
 
 /** The runs the ratios are made of (same connections, same run). */
 export type ThroughputId =
-  | 'ceiling' | 'memoryHits' | 'redisHits' | 'semanticHits' | 'direct' | 'recallMisses' | 'portkeyMisses' | 'embeddingsOff' | 'embeddingsOn';
+  | 'ceiling' | 'memoryHits' | 'redisHits' | 'semanticHits' | 'direct' | 'recallMisses' | 'portkeyMisses' | 'embeddingsOff' | 'embeddingsOn'
+  /** Misses through loadtest/bare-proxy.ts: what one more HTTP hop costs on the same cores, whatever the proxy does. */
+  | 'bareProxyMisses'
+  /** Misses through a Recall with the semantic tier off: what the tier costs on the miss path. */
+  | 'recallMissesNoSemantic'
+  /** The mock at an LLM-like latency (SLOW_UPSTREAM_MS), directly and through Recall, at the curve's most connections. */
+  | 'slowDirect' | 'recallSlowMisses';
 
 export interface StormResult {
   coalescing: 'on' | 'off';
@@ -160,6 +166,9 @@ export function ratioRows(results: BenchResults): RatioRow[] {
     row('misses: Recall / Portkey p99', t.recallMisses, t.portkeyMisses, TARGETS.missP99OverPortkey, 'p99'),
     row('semantic hits / exact hits (memory)', t.semanticHits, t.memoryHits, TARGETS.semanticHits),
     row('misses through Portkey / mock direct', t.portkeyMisses, t.direct, undefined),
+    row('misses through a bare proxy / mock direct', t.bareProxyMisses, t.direct, undefined),
+    row('misses, semantic tier off / mock direct', t.recallMissesNoSemantic, t.direct, undefined),
+    row('misses with a 300 ms upstream / mock direct', t.recallSlowMisses, t.slowDirect, undefined),
     row('embeddings, batching on / off', t.embeddingsOn, t.embeddingsOff, undefined),
   ];
   const stormOn = results.storms.find((s) => s.coalescing === 'on');

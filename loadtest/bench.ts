@@ -221,6 +221,21 @@ class Fleet {
     });
   }
 
+  /** loadtest/bare-proxy.ts in front of mock(): node:http in, one undici Pool out, nothing else; what any proxy costs. */
+  bareProxy(): Promise<Server> {
+    return this.once('bare proxy', async () => startScript(children, 'bare proxy', 'bare-proxy.ts', ['--port', '0', '--upstream', (await this.mock()).origin]));
+  }
+
+  /** Recall with the semantic tier off, on the same mock as recallMemory(). */
+  recallNoSemantic(): Promise<Server> {
+    return this.recallWith('Recall, semantic tier off', this.mock(), 'semantic:\n  enabled: false\n');
+  }
+
+  /** Recall with defaults in front of slowMock(). */
+  recallSlow(): Promise<Server> {
+    return this.recallWith('Recall (300 ms upstream)', this.slowMock(), '{}\n');
+  }
+
   private recallWith(name: string, upstream: Promise<Server>, configYaml: string): Promise<Server> {
     return this.once(name, async () => startRecall(children, { name, upstreamBaseUrl: `${(await upstream).origin}/v1`, configYaml }));
   }
@@ -301,6 +316,7 @@ class Fleet {
     const starts: Promise<unknown>[] = [this.mock()];
     if (needs('ceiling', 'connections')) starts.push(this.ceiling());
     if (needs('memory-hits', 'semantic-hits', 'misses', 'ttft', 'connections')) starts.push(this.recallMemory());
+    if (needs('misses')) starts.push(this.bareProxy(), this.recallNoSemantic(), this.recallSlow());
     if (needs('redis-hits', 'cache-size')) starts.push(this.recallRedis());
     if (needs('portkey')) starts.push(this.portkey());
     if (needs('coalesce')) starts.push(this.coalescingRecall('on'), this.coalescingRecall('off'));
@@ -420,6 +436,17 @@ async function misses(bench: Bench): Promise<void> {
     results.throughput.direct = await bench.measure('mock upstream called directly', await fleet.mock(), { body: distinctPrompts().nextBody });
     const measured = (results.throughput.recallMisses = await bench.measure('misses through Recall', await fleet.recallMemory(), { body: distinctPrompts().nextBody }));
     bench.expectAll(measured.label, measured, 'MISS');
+    // The floor of any proxy on this machine: one more HTTP server and client on the same cores as the mock.
+    results.throughput.bareProxyMisses = await bench.measure('misses through a bare proxy (node:http + undici)', await fleet.bareProxy(), { body: distinctPrompts().nextBody });
+    // Where the miss path's time goes: the same misses without the semantic tier's embedding, search and insert.
+    const plain = (results.throughput.recallMissesNoSemantic = await bench.measure('misses through Recall, semantic tier off', await fleet.recallNoSemantic(), { body: distinctPrompts().nextBody }));
+    bench.expectAll(plain.label, plain, 'MISS');
+    // An upstream that takes as long as a short LLM answer, at the most connections of the curves: whether Recall
+    // keeps up with the upstream rather than what it costs against a mock that answers in microseconds.
+    const connections = Math.max(...bench.settings.curveConnections);
+    results.throughput.slowDirect = await bench.measure('mock upstream at 300 ms called directly', await fleet.slowMock(), { body: distinctPrompts().nextBody, connections });
+    const slow = (results.throughput.recallSlowMisses = await bench.measure('misses through Recall, 300 ms upstream', await fleet.recallSlow(), { body: distinctPrompts().nextBody, connections }));
+    bench.expectAll(slow.label, slow, 'MISS');
   });
   await bench.step('portkey', async () => {
     const mock = await fleet.mock();

@@ -87,6 +87,24 @@ describe('ratios and targets', () => {
     expect(byName['semantic hits / exact hits (memory)']).toMatchObject({ ratio: 0.4, status: 'not met' });
   });
 
+  it('sets the miss path beside a bare proxy, the semantic tier off and a slow upstream, without targets', () => {
+    const rows = ratioRows(results({
+      throughput: {
+        ...results().throughput,
+        bareProxyMisses: run('bare', 4_000, 6),
+        recallMissesNoSemantic: run('no semantic', 2_500, 8),
+        slowDirect: run('slow direct', 600, 320),
+        recallSlowMisses: run('slow recall', 540, 340),
+      },
+    }));
+    const byName = Object.fromEntries(rows.map((r) => [r.what, r]));
+    expect(byName['misses through a bare proxy / mock direct']).toMatchObject({ ratio: 0.4, status: 'no target' });
+    expect(byName['misses, semantic tier off / mock direct']).toMatchObject({ ratio: 0.25, status: 'no target' });
+    expect(byName['misses with a 300 ms upstream / mock direct']).toMatchObject({ ratio: 0.9, status: 'no target' });
+    // Not run: said so, not left out.
+    expect(ratioRows(results()).find((r) => r.what === 'misses through a bare proxy / mock direct')?.status).toBe('not measured');
+  });
+
   it('says "not measured" for a comparison whose run is missing (Portkey did not start)', () => {
     const { portkeyMisses: _, ...throughput } = results().throughput;
     const rows = ratioRows(results({ throughput }));
