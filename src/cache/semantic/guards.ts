@@ -40,35 +40,69 @@ const NEGATIONS: Record<string, string> = {
   neither: 'neither', nor: 'nor', without: 'without', cannot: 'not', except: 'except', excluding: 'except', unless: 'unless',
 };
 
+/**
+ * Every word the two lookups above can find: a word outside it is not looked up (a Set is much faster than a lookup by
+ * an arbitrary string), and no word finds what the objects inherit ("constructor" is no number).
+ */
+const LOOKED_UP_WORDS = new Set([...Object.keys(NUMBER_WORDS), ...Object.keys(NEGATIONS)]);
+
 const URL_PATTERN = /\b(?:https?:\/\/|www\.)[^\s<>"'`)]+/giu;
 const QUOTE_PATTERN = /"([^"]+)"|“([^”]+)”|`([^`]+)`|(?<![\p{L}\p{N}])'([^']+)'(?![\p{L}\p{N}])/gu;
+/** The extension starts with a letter, so a version number (1.2.3) is no file. */
 const FILE_PATTERN = /(?<![\p{L}\p{N}_./-])[\w-]+(?:\.[\w-]+)*\.[A-Za-z][A-Za-z0-9]{0,5}(?![\p{L}\p{N}_])/gu;
 const NUMBER_PATTERN = /[-+]?\d+(?:[.,:/]\d+)*%?/gu;
 /** A word: letters, digits and underscores, with an apostrophe suffix ("don't", "it’s"). The local embedder's too. */
 export const WORD_PATTERN = /[\p{L}\p{N}_]+(?:['’][\p{L}]+)?/gu;
 /** camelCase, PascalCase with an inner capital, snake_case, SCREAMING_CASE, a call `name(`, or a dotted path. */
 const IDENTIFIER_PATTERN = /\b(?:[a-z]+[A-Z][\w]*|[A-Z][a-z0-9]+[A-Z][\w]*|\w+_\w+|[A-Za-z_]\w*(?=\()|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?=\())/gu;
+/**
+ * What every match of the pattern of the same name holds, found by a much cheaper scan: a text without it is not
+ * searched (most prompts hold no URL, quote, file name or identifier).
+ */
+const MAY_HOLD_URL = /https?:\/\/|www\./iu;
+const MAY_HOLD_QUOTE = /["“`']/u;
+const MAY_HOLD_FILE = /\.[A-Za-z]/u;
+const MAY_HOLD_NUMBER = /\d/u;
+/** An inner capital (camelCase, PascalCase), an underscore or a call. */
+const MAY_HOLD_IDENTIFIER = /[a-z0-9][A-Z]|[_(]/u;
+const URL_TRAILING_PUNCTUATION = /[.,;:!?]+$/u;
+const UPPERCASE_START = /^\p{Lu}/u;
+const CURLY_APOSTROPHE = /’/gu;
+const LEADING_PLUS = /^\+/u;
+const THOUSANDS_SEPARATOR = /(\d),(\d{3})(?!\d)/gu;
 const SPACE = /\s/u;
 
 export function factsOf(text: string): PromptFacts {
-  const urls = [...text.matchAll(URL_PATTERN)].map((m) => m[0].replace(/[.,;:!?]+$/u, '').toLowerCase());
-  const withoutUrls = text.replace(URL_PATTERN, ' ');
-  const quotes = [...withoutUrls.matchAll(QUOTE_PATTERN)].map((m) => (m[1] ?? m[2] ?? m[3] ?? m[4] ?? '').trim());
-  const files = [...withoutUrls.matchAll(FILE_PATTERN)].map((m) => m[0].toLowerCase()).filter((f) => !/^\d+(\.\d+)*$/u.test(f));
-  const identifiers = [...withoutUrls.matchAll(IDENTIFIER_PATTERN)].map((m) => m[0]);
-  const numbers = [...withoutUrls.matchAll(NUMBER_PATTERN)].map((m) => normaliseNumber(m[0]));
+  const urls: string[] = [];
+  let withoutUrls = text;
+  if (MAY_HOLD_URL.test(text)) {
+    for (const match of text.matchAll(URL_PATTERN)) urls.push(match[0].replace(URL_TRAILING_PUNCTUATION, '').toLowerCase());
+    withoutUrls = text.replace(URL_PATTERN, ' ');
+  }
+  const quotes: string[] = [];
+  if (MAY_HOLD_QUOTE.test(withoutUrls)) {
+    for (const match of withoutUrls.matchAll(QUOTE_PATTERN)) quotes.push((match[1] ?? match[2] ?? match[3] ?? match[4] ?? '').trim());
+  }
+  const files: string[] = [];
+  if (MAY_HOLD_FILE.test(withoutUrls)) for (const match of withoutUrls.matchAll(FILE_PATTERN)) files.push(match[0].toLowerCase());
+  const identifiers: string[] = [];
+  if (MAY_HOLD_IDENTIFIER.test(withoutUrls)) for (const match of withoutUrls.matchAll(IDENTIFIER_PATTERN)) identifiers.push(match[0]);
+  const numbers: string[] = [];
+  if (MAY_HOLD_NUMBER.test(withoutUrls)) for (const match of withoutUrls.matchAll(NUMBER_PATTERN)) numbers.push(normaliseNumber(match[0]));
   const negations: string[] = [];
   const entities: string[] = [];
   const words = new Set<string>();
   for (const match of withoutUrls.matchAll(WORD_PATTERN)) {
     const word = match[0];
-    const lower = word.toLowerCase().replace(/’/gu, "'");
+    const lowered = word.toLowerCase();
+    const lower = lowered.includes('’') ? lowered.replace(CURLY_APOSTROPHE, "'") : lowered;
     words.add(lower);
-    const asNumber = NUMBER_WORDS[lower];
+    const lookedUp = LOOKED_UP_WORDS.has(lower);
+    const asNumber = lookedUp ? NUMBER_WORDS[lower] : undefined;
     if (asNumber !== undefined) numbers.push(asNumber);
     if (lower.endsWith("n't")) negations.push('not');
-    else if (NEGATIONS[lower] !== undefined) negations.push(NEGATIONS[lower]);
-    if (/^\p{Lu}/u.test(word) && !startsSentence(withoutUrls, match.index) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
+    else if (lookedUp && NEGATIONS[lower] !== undefined) negations.push(NEGATIONS[lower]);
+    if (startsUppercase(word) && !startsSentence(withoutUrls, match.index) && !(word === 'I' || word.startsWith("I'"))) entities.push(lower);
   }
   return {
     length: text.trim().length,
@@ -106,7 +140,14 @@ function startsSentence(text: string, index: number): boolean {
 
 function normaliseNumber(text: string): string {
   // 1,000 and 1000 are one number; a leading + changes nothing.
-  return text.replace(/^\+/u, '').replace(/(\d),(\d{3})(?!\d)/gu, '$1$2');
+  if (!text.startsWith('+') && !text.includes(',')) return text;
+  return text.replace(LEADING_PLUS, '').replace(THOUSANDS_SEPARATOR, '$1$2');
+}
+
+/** An uppercase letter first (\p{Lu}, which among ASCII characters is A-Z). */
+function startsUppercase(word: string): boolean {
+  const code = word.charCodeAt(0);
+  return code < 0x80 ? code >= 0x41 && code <= 0x5a : UPPERCASE_START.test(word);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -38,6 +38,13 @@ describe('guards', () => {
     expect(guard('Give me 3 ideas for dinner.', 'Give me three ideas for dinner.')).toBeUndefined();
   });
 
+  it('words that objects inherit are no numbers and no negations', () => {
+    // "constructor" and "__proto__" used to find Object's own members in the lookup tables.
+    expect(factsOf('explain the class constructor and __proto__ in JavaScript').numbers).toEqual([]);
+    expect(factsOf('explain the class constructor and __proto__ in JavaScript').negations).toEqual([]);
+    expect(guard('What does a constructor do in a class?', 'What does a constructor method do in a class?')).toBeUndefined();
+  });
+
   it('a capitalised word is an entity unless it starts a sentence, in a prompt of 200,000 characters too', () => {
     // Sentence starts: the text's first word, after . ! ? : ; and whitespace, and after a newline.
     expect(factsOf('Rome is older than Paris; Oslo? No. Lima:Quito\n  Bern and Kyiv').entities).toEqual(['kyiv', 'paris', 'quito']);
