@@ -70,8 +70,13 @@ export interface CacheSizePoint {
   bytesPerEntry: number;
 }
 
+/** The hit comparison's runs, round by round (the ceiling, memory hits and Redis hits take turns). */
+export type HitRounds = Record<'ceiling' | 'memoryHits' | 'redisHits', Throughput[]>;
+
 export interface BenchResults {
   throughput: Partial<Record<ThroughputId, Throughput>>;
+  /** Present when the hit comparison ran more than one round; `throughput` then holds the rounds' means. */
+  hitRounds?: HitRounds;
   storms: StormResult[];
   firstToken: FirstTokenResult[];
   connections: ConnectionsPoint[];
@@ -142,6 +147,36 @@ export const TARGETS = {
 
 function reqs(t: Throughput | undefined): string {
   return t === undefined ? 'not measured' : `${t.requestsPerSecond.toFixed(0)} req/s`;
+}
+
+/** Runs of one server in several rounds as one: mean throughput and percentiles, summed counts. */
+export function meanOfRounds(runs: readonly Throughput[]): Throughput {
+  const first = runs[0];
+  if (first === undefined) throw new RangeError('no runs to merge');
+  if (runs.length === 1) return first;
+  const mean = (pick: (t: Throughput) => number) => runs.reduce((sum, t) => sum + pick(t), 0) / runs.length;
+  const sum = (pick: (t: Throughput) => number) => runs.reduce((total, t) => total + pick(t), 0);
+  const cacheHeader: Record<string, number> = {};
+  for (const run of runs) for (const [value, count] of Object.entries(run.cacheHeader)) cacheHeader[value] = (cacheHeader[value] ?? 0) + count;
+  return {
+    label: `${first.label} (mean of ${runs.length} rounds)`, connections: first.connections,
+    requestsPerSecond: mean((t) => t.requestsPerSecond), p50Ms: mean((t) => t.p50Ms), p99Ms: mean((t) => t.p99Ms),
+    responses: sum((t) => t.responses), non2xx: sum((t) => t.non2xx), errors: sum((t) => t.errors), cacheHeader,
+  };
+}
+
+/** One line per hit ratio with its value in each round, when there were several. */
+export function hitRoundsMarkdown(results: BenchResults): string[] {
+  const rounds = results.hitRounds;
+  if (rounds === undefined) return [];
+  const perRound = (hits: readonly Throughput[]) =>
+    hits.map((t, i) => ratioOf(t.requestsPerSecond, rounds.ceiling[i]?.requestsPerSecond)).map((r) => (r === undefined ? 'n/a' : r.toFixed(3))).join(', ');
+  return [
+    `The ceiling, memory hits and Redis hits ran in ${rounds.ceiling.length} rounds, taking turns (the first before the other steps, the rest after them); ` +
+      'the hit rows above are the means of the rounds. Per round, memory hits / ceiling: ' +
+      `${perRound(rounds.memoryHits)}; Redis hits / ceiling: ${perRound(rounds.redisHits)}.`,
+    '',
+  ];
 }
 
 function p99(t: Throughput | undefined): string {
@@ -245,6 +280,7 @@ export function reportMarkdown(info: RunInfo, results: BenchResults, chartFile: 
     '',
     ...ratioTableMarkdown(ratioRows(results)),
     '',
+    ...hitRoundsMarkdown(results),
     ...addedLatencyMarkdown(results),
     '',
     '| run | connections | req/s | p50 ms | p99 ms | completed | non-2xx | errors | X-Recall-Cache |',

@@ -6,6 +6,8 @@ import type { MachineLoad } from '../../loadtest/bench-harness.js';
 import {
   addedLatencyMarkdown,
   curveCharts,
+  hitRoundsMarkdown,
+  meanOfRounds,
   ratioOf,
   ratioRows,
   replaceBlock,
@@ -229,5 +231,23 @@ describe('SVG chart', () => {
   it('writes numbers short', () => {
     expect([compactNumber(1_000), compactNumber(100_000), compactNumber(1_000_000), compactNumber(12_500), compactNumber(0.25)]).toEqual(['1k', '100k', '1M', '12.5k', '0.25']);
     expect(escapeXml(`a<b>&"'`)).toBe('a&lt;b&gt;&amp;&quot;&apos;');
+  });
+});
+
+describe('hit rounds', () => {
+  it('merges a server’s rounds into means and sums, and lists each round’s ratios', () => {
+    const ceiling = [run('ceiling', 20_000, 4, 1), run('ceiling', 10_000, 8, 2)];
+    const memoryHits = [run('memory', 15_000, 6, 2), run('memory', 6_000, 10, 3)];
+    const redisHits = [run('redis', 9_000, 8, 2), run('redis', 5_000, 12, 4)];
+    const merged = meanOfRounds(memoryHits);
+    expect(merged).toMatchObject({ label: 'memory (mean of 2 rounds)', requestsPerSecond: 10_500, p50Ms: 2.5, p99Ms: 8, responses: 105_000 });
+    expect(meanOfRounds([ceiling[0]!])).toBe(ceiling[0]);
+    expect(() => meanOfRounds([])).toThrow(RangeError);
+    const throughput = { ...results().throughput, ceiling: meanOfRounds(ceiling), memoryHits: merged, redisHits: meanOfRounds(redisHits) };
+    const withRounds = results({ throughput, hitRounds: { ceiling, memoryHits, redisHits } });
+    expect(ratioRows(withRounds).find((r) => r.what === 'memory hits / ceiling')?.ratio).toBe(10_500 / 15_000);
+    expect(hitRoundsMarkdown(withRounds)[0]).toContain('memory hits / ceiling: 0.750, 0.600; Redis hits / ceiling: 0.450, 0.500.');
+    expect(reportMarkdown(INFO, withRounds, 'c.svg')).toContain('ran in 2 rounds, taking turns');
+    expect(hitRoundsMarkdown(results())).toEqual([]);
   });
 });
