@@ -8,20 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { factsOf, type PromptFacts } from '../../../../src/cache/semantic/guards.js';
 import { LocalEmbedder } from '../../../../src/cache/semantic/local-embedder.js';
 import { referenceFactsOf, ReferenceLocalEmbedder } from './reference-semantic.js';
+import { seededRandom } from '../../../../loadtest/mock-upstream.js';
 
 const SEED = Number(process.env.RECALL_SEMANTIC_SEED ?? 20_240_611);
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Pieces of prompts, by what they exercise. */
 const PIECES = {
