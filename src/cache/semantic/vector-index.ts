@@ -14,9 +14,9 @@ const { Index, MetricKind, ScalarKind, exactSearch } = usearch;
 type HnswIndex = InstanceType<typeof Index>;
 
 /**
- * Below this many vectors a partition is scanned exactly; at it, it moves into an HNSW graph. Measured on this
- * project's 2-core machine at 512 dimensions (docs/SEMANTIC.md, "Flat partitions"): usearch's exact scan of 256
- * vectors costs about what a graph's search and insert cost together at that size, and grows linearly past it.
+ * Below this many vectors a partition is scanned exactly; at it, it moves into an HNSW graph. Measured at 512
+ * dimensions (docs/SEMANTIC.md, "Flat partitions"): a stored miss (a search, then an insert) costs a flat partition
+ * less than a graph up to about 400 vectors, and the scan grows linearly past that; the limit stays below the crossing.
  */
 export const FLAT_LIMIT = 256;
 /**
