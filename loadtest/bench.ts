@@ -432,9 +432,9 @@ async function hits(bench: Bench): Promise<void> {
 
 /**
  * One round of the ceiling, memory hits and Redis hits, one after the other. The first runs before everything else;
- * the others (up to settings.hitRounds) at the end of the run, as long as the budget allows, so that they take no time from the
- * other steps. Each ratio is then the mean of the rounds: a shared machine whose speed drifts during the run moves
- * both sides of a round alike.
+ * the others (up to settings.hitRounds) at the end of the run, as long as the budget allows, so that they take no
+ * time from the other steps. Each ratio is then the mean of the rounds: a shared machine whose speed drifts during
+ * the run moves both sides of a round alike.
  */
 async function hitRound(bench: Bench): Promise<void> {
   const { fleet, results, hitRuns } = bench;
