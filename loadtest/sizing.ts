@@ -13,6 +13,7 @@ import { buildIfStale, ChildProcesses, childCpuSeconds, LoadGenerator, machineCp
 import { LocalEmbedder } from '../src/cache/semantic/local-embedder.js';
 import { VectorIndex } from '../src/cache/semantic/vector-index.js';
 import { RedisStore } from '../src/cache/redis-store.js';
+import { scanKeys } from '../src/cache/redis-connection.js';
 import { startThrowawayCluster } from '../test/support/redis-cluster.js';
 
 const { values: args } = parseArgs({ options: {
@@ -102,13 +103,8 @@ try {
     await Promise.all(Array.from({ length: concurrency }, send));
     // The semantic stream is written after the answer; let the last XADDs land.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [nextCursor, batch] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
-      cursor = nextCursor;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    const keys: Buffer[] = [];
+    for await (const batch of scanKeys(redis, `${PREFIX}*`, 1000)) keys.push(...batch.keys);
     const sample = keys.slice(0, 500);
     const valueBytes = sample.length === 0 ? 0 : (await Promise.all(sample.map((k) => redis.strlen(k)))).reduce((a, b) => a + b, 0) / sample.length;
     const streamEntries = await redis.xlen(`recall-meta:${PREFIX}semantic`);

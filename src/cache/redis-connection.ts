@@ -96,6 +96,22 @@ export function keyHolders(connection: RedisConnection): Redis[] {
   return connection instanceof Cluster ? connection.nodes('master') : [connection];
 }
 
+/**
+ * The keys matching `pattern`, a SCAN batch of about `count` at a time (never KEYS, which blocks Redis for the whole
+ * keyspace), on every server that holds keys, with the server that holds them. Buffers, so that a foreign key that is
+ * not valid UTF-8 keeps its exact bytes.
+ */
+export async function* scanKeys(connection: RedisConnection, pattern: string, count: number): AsyncGenerator<{ server: Redis; keys: Buffer[] }> {
+  for (const server of keyHolders(connection)) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scanBuffer(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next.toString();
+      if (keys.length > 0) yield { server, keys };
+    } while (cursor !== '0');
+  }
+}
+
 /** True for a Cluster: there, a multi-key command must keep its keys in one slot. */
 export function isCluster(connection: RedisConnection): connection is Cluster {
   return connection instanceof Cluster;

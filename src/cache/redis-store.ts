@@ -2,7 +2,7 @@
 // itself, failing fast. Every command takes one key, so entries spread over a Cluster's slots; only purges touch many.
 // Value format measured by loadtest/redis-format.ts (1 KB / 20 KB bodies): binary header + body encodes+decodes in 0.35 / 1.7 µs
 // vs 3.9 / 38 µs for JSON+base64, is 14–16% smaller and gave 1.3–3.3× JSON's GETs/s; a hash (+PEXPIRE in MULTI) 0.65–0.8× binary's.
-import { isCluster, keyHolders, openRedisConnection, type RedisConnection, type RedisTarget } from './redis-connection.js';
+import { isCluster, openRedisConnection, scanKeys, type RedisConnection, type RedisTarget } from './redis-connection.js';
 import type { CacheEntry, CacheStore } from './store.js';
 
 /** What /readyz reports: `connecting` until the first connection is up, `down` from a failure until the next success. */
@@ -192,24 +192,16 @@ export class RedisStore implements CacheStore {
   }
 
   /**
-   * SCAN in batches (never KEYS, which blocks Redis for the whole keyspace) on every server that holds keys, and
-   * UNLINK what it finds off Redis's main thread: a batch at once on one server; key by key (pipelined on the node's
-   * own connection) on a Cluster, where the keys of one batch lie in different slots and a multi-key UNLINK would
-   * fail with CROSSSLOT.
+   * UNLINKs every key matching `pattern` (found by scanKeys), off Redis's main thread: a batch at once on one server;
+   * key by key (pipelined on the node's own connection) on a Cluster, where the keys of one batch lie in different
+   * slots and a multi-key UNLINK would fail with CROSSSLOT.
    */
   private async unlinkMatching(pattern: string): Promise<number> {
     const perKey = isCluster(this.redis);
     let deleted = 0;
-    for (const server of keyHolders(this.redis)) {
-      let cursor = '0';
-      do {
-        // Buffers, so that a foreign key that is not valid UTF-8 is still deleted by its exact bytes.
-        const [next, keys] = await server.scanBuffer(cursor, 'MATCH', pattern, 'COUNT', SCAN_BATCH);
-        cursor = next.toString();
-        if (keys.length === 0) continue;
-        if (!perKey) deleted += await server.unlink(...keys);
-        else for (const count of await Promise.all(keys.map((key) => server.unlink(key)))) deleted += count;
-      } while (cursor !== '0');
+    for await (const { server, keys } of scanKeys(this.redis, pattern, SCAN_BATCH)) {
+      if (!perKey) deleted += await server.unlink(...keys);
+      else for (const count of await Promise.all(keys.map((key) => server.unlink(key)))) deleted += count;
     }
     return deleted;
   }

@@ -8,6 +8,7 @@ import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-ups
 import { sample, scrape } from '../../support/metrics.js';
 import { closedPort, eventually, startRecall, startRecallWithMock, type RunningRecall } from '../../support/recall.js';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../support/redis-cluster.js';
+import { scanKeys } from '../../../src/cache/redis-connection.js';
 
 const PREFIX = 'recall-cluster-test:';
 const ADMIN_TOKEN = 'cluster-admin-token';
@@ -27,14 +28,7 @@ const vectorsOn = async (instance: RunningRecall) => sample(await scrape(instanc
 /** Keys under the test's prefix on every master (a SCAN covers one node). */
 async function storedKeys(): Promise<string[]> {
   const keys: string[] = [];
-  for (const node of raw.nodes('master')) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-  }
+  for await (const batch of scanKeys(raw, `${PREFIX}*`, 500)) keys.push(...batch.keys.map(String));
   return keys;
 }
 
