@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
 import { sample, scrape } from '../../support/metrics.js';
 import { closedPort, eventually, startRecall, startRecallWithMock, type RunningRecall } from '../../support/recall.js';
+import { expectOneLeader, identicalBurst } from '../../support/burst.js';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../support/redis-cluster.js';
 import { scanKeys } from '../../../src/cache/redis-connection.js';
 
@@ -89,16 +90,9 @@ describe('three instances on a Redis Cluster', () => {
 
   it('a burst of identical requests spread over all three instances makes one upstream call', async () => {
     const request = chat(fresh());
-    // Every request of the burst must arrive before the upstream answers, on a shared and loaded machine.
-    const slow = { headers: { 'x-mock-latency-ms': '1500' } };
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => instances[i % 3]!.client().chat.completions.create(request, slow).withResponse()),
-    );
+    const answers = await identicalBurst(instances.map((i) => i.client()), 30, request);
     expect(upstreamChats()).toBe(1);
-    expect(new Set(answers.map((a) => JSON.stringify(a.data))).size).toBe(1);
-    const outcomes = answers.map((a) => a.response.headers.get('x-recall-cache'));
-    expect(outcomes.filter((o) => o === 'MISS')).toHaveLength(1);
-    expect(outcomes.filter((o) => o === 'COALESCED' || o === 'HIT')).toHaveLength(29);
+    expectOneLeader(answers);
   });
 
   it('purge-all through one instance clears the entries of every instance, on every master', async () => {

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
 import { startRecall, type RunningRecall } from '../../support/recall.js';
+import { expectOneLeader, identicalBurst } from '../../support/burst.js';
 import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
 
 let redisServer: ThrowawayRedis;
@@ -35,17 +36,9 @@ beforeEach(() => mock.reset());
 describe('two instances on one Redis', () => {
   it('a burst split over both instances makes one upstream call; every answer is the same', async () => {
     const request = freshChat();
-    // Every request of the burst must arrive before the upstream answers: on two shared cores, with Chromium and
-    // Prometheus tests running alongside, 300 ms was sometimes too short.
-    const slow = { headers: { 'x-mock-latency-ms': '1500' } };
-    const answers = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => instances[i % 2]!.client().chat.completions.create(request, slow).withResponse()),
-    );
+    const answers = await identicalBurst(instances.map((i) => i.client()), 40, request);
     expect(upstreamChats()).toBe(1);
-    expect(new Set(answers.map((a) => JSON.stringify(a.data))).size).toBe(1);
-    const outcomes = answers.map((a) => a.response.headers.get('x-recall-cache'));
-    expect(outcomes.filter((o) => o === 'MISS')).toHaveLength(1);
-    expect(outcomes.filter((o) => o === 'COALESCED' || o === 'HIT')).toHaveLength(39);
+    expectOneLeader(answers);
     // Both instances now hit the entry.
     for (const instance of instances) {
       const again = await instance.client().chat.completions.create(request).withResponse();
