@@ -83,6 +83,9 @@ describe('recall main', () => {
     expect(await started.exit).toBe(0);
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
     expect(started.stdout()).toContain('shutting down');
+    // The stream's request line is written when it ends, during shutdown: the log's last batch is flushed on exit.
+    const requestLines = started.stdout().split('\n').filter((line) => line.includes('"msg":"request"'));
+    expect(requestLines.map((line) => (JSON.parse(line) as { status: number; route: string }).route)).toContain('/v1/chat/completions');
   });
 
   it('closes streams that outlive the grace period, and still exits 0', async () => {

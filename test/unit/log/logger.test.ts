@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, scrubSecrets } from '../../../src/log/logger.js';
+import { createLogger, LineBatch, scrubSecrets } from '../../../src/log/logger.js';
 
 describe('scrubSecrets', () => {
   it.each([
@@ -28,5 +28,43 @@ describe('createLogger', () => {
     expect(out).not.toContain('1234567890');
     expect(out).not.toContain('k-123');
     expect(JSON.parse(lines[0]!).msg).toBe('failed for [redacted]');
+  });
+});
+
+describe('LineBatch', () => {
+  it('writes the lines in order, joined, once a batch is full', () => {
+    const writes: string[] = [];
+    const batch = new LineBatch({ write: (text: string) => void writes.push(text) }, 10);
+    batch.write('one\n');
+    batch.write('two\n');
+    expect(writes).toEqual([]);
+    batch.write('three\n');
+    expect(writes).toEqual(['one\ntwo\nthree\n']);
+    batch.write('four\n');
+    batch.flush();
+    expect(writes).toEqual(['one\ntwo\nthree\n', 'four\n']);
+  });
+
+  it('writes a batch that does not fill within a quarter second', async () => {
+    const writes: string[] = [];
+    const batch = new LineBatch({ write: (text: string) => void writes.push(text) });
+    batch.write('alone\n');
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(writes).toEqual(['alone\n']);
+  });
+
+  it('carries every line a logger writes, in the order written', () => {
+    const writes: string[] = [];
+    const batch = new LineBatch({ write: (text: string) => void writes.push(text) });
+    const log = createLogger('info', batch);
+    for (let i = 0; i < 1000; i++) log.info({ i }, 'numbered');
+    log.warn('last');
+    expect(writes.length).toBeGreaterThan(1);
+    batch.flush();
+    const lines = writes.join('').trim().split('\n').map((line) => JSON.parse(line) as { i?: number; msg: string });
+    expect(lines).toHaveLength(1001);
+    expect(lines.slice(0, 1000).map((line) => line.i)).toEqual([...Array(1000).keys()]);
+    expect(lines.at(-1)?.msg).toBe('last');
   });
 });
