@@ -89,7 +89,8 @@ export interface BenchResults {
 export interface RunInfo {
   date: string;
   command: string;
-  mode: 'default' | 'quick';
+  /** `npm run bench`, `--quick` or `--large`. */
+  mode: 'default' | 'quick' | 'large';
   durationS: number;
   cores: number;
   cpuModel: string;
