@@ -366,7 +366,7 @@ export const SETTINGS: readonly Setting[] = [
   { yaml: 'redis.key_prefix', field: 'redis.keyPrefix', type: 'string', default: 'recall:',
     doc: 'Prefix of every key Recall writes to Redis; purge-all only deletes keys under it.' },
   { yaml: 'redis.command_timeout_ms', field: 'redis.commandTimeoutMs', type: 'integer', default: 10, min: 1, max: 10_000,
-    doc: 'Lookup budget: a Redis command slower than this fails open (the request goes upstream).' },
+    doc: 'Lookup budget: a Redis command slower than this fails open (the request goes upstream); a reply that arrived in time but was read late because Recall itself was busy still counts.' },
   { yaml: 'redis.connect_timeout_ms', field: 'redis.connectTimeoutMs', type: 'integer', default: 2_000, min: 1, max: 60_000,
     doc: 'Time to open a connection to Redis; Recall keeps serving (from the upstream) while it reconnects.' },
   { yaml: 'metrics.prices', field: 'metrics.prices', type: 'string', default: undefined, check: priceTableProblem,

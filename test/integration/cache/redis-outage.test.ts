@@ -109,6 +109,25 @@ describe('ExactTier on a RedisStore', () => {
   });
 });
 
+describe('ExactTier on a RedisStore, on a busy instance', () => {
+  it('takes a reply that arrived while this process was busy, rather than failing it as a timeout', async () => {
+    expect(await tier.save('default:busy', BODY, 60)).toBe(true);
+    const lookup = tier.lookup('default:busy', POLICY);
+    // The GET leaves in an immediate (autopipelining), and its timer starts then; the next immediate holds the event
+    // loop past the timeout, as a saturated instance does. Redis answers meanwhile, but the reply is read only after
+    // the timer is due.
+    await new Promise<void>((resolve) => setImmediate(() => {
+      const until = performance.now() + 2 * COMMAND_TIMEOUT_MS;
+      while (performance.now() < until) { /* busy */ }
+      resolve();
+    }));
+    const found = await lookup;
+    expect(found.outcome).toBe('hit');
+    expect(found.outcome === 'hit' && found.entry.body.equals(BODY)).toBe(true);
+    expect(warnings()).toEqual([]);
+  });
+});
+
 describe('RedisStore with nothing listening', () => {
   it('constructs, reports down, fails each call at once, and closes', { timeout: 20_000 }, async () => {
     const lonely = await startThrowawayRedis();
