@@ -81,17 +81,19 @@ export class LineBatch implements DestinationStream {
     else this.timer ??= setTimeout(this.flushSoon, BATCH_FLUSH_MS).unref();
   }
 
-  /** Writes every line collected so far. */
-  flush(): void {
+  /** Writes every line collected so far; `done` (pino's `logger.flush(cb)`) is called once they are written. */
+  flush(done?: (err?: Error) => void): void {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.lines.length === 0) return;
-    const text = this.lines.join('');
-    this.lines = [];
-    this.chars = 0;
-    this.target.write(text);
+    if (this.lines.length > 0) {
+      const text = this.lines.join('');
+      this.lines = [];
+      this.chars = 0;
+      this.target.write(text);
+    }
+    done?.();
   }
 }
 

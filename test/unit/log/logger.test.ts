@@ -41,7 +41,9 @@ describe('LineBatch', () => {
     batch.write('three\n');
     expect(writes).toEqual(['one\ntwo\nthree\n']);
     batch.write('four\n');
-    batch.flush();
+    let flushed = false;
+    batch.flush(() => (flushed = true));
+    expect(flushed).toBe(true);
     expect(writes).toEqual(['one\ntwo\nthree\n', 'four\n']);
   });
 
