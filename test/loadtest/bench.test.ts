@@ -48,4 +48,10 @@ describe('npm run bench --quick --only ceiling,memory-hits', () => {
     expect(code).toBe(1);
     expect(stderr).toContain("--only: unknown step 'warp-speed'");
   }, 60_000);
+
+  it('refuses --quick with --large, which would contradict each other', async () => {
+    const { code, stderr } = await runBench(['--quick', '--large']);
+    expect(code).toBe(1);
+    expect(stderr).toContain('--quick and --large do not go together');
+  }, 60_000);
 });
