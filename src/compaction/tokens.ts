@@ -1,7 +1,6 @@
 // Token counts of a chat conversation for the request's model, counted the way OpenAI bills prompts: every message
 // costs 3 tokens of framing plus its role, content and name, a name 1 more, and the reply is primed with 3.
-import { countTokens as countO200k } from 'gpt-tokenizer/encoding/o200k_base';
-import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
+import { createRequire } from 'node:module';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 
 export type EncodingName = 'o200k_base' | 'cl100k_base';
@@ -17,7 +16,23 @@ const TOKENS_PER_TOOL_CALL = 3;
 /** An image part at low detail; higher details cost more, but their size is not in the request. */
 const TOKENS_PER_IMAGE = 85;
 
-const COUNTERS: Record<EncodingName, (text: string) => number> = { o200k_base: countO200k, cl100k_base: countCl100k };
+const ENCODINGS: readonly EncodingName[] = ['o200k_base', 'cl100k_base'];
+const loadModule = createRequire(import.meta.url);
+const counters: Partial<Record<EncodingName, (text: string) => number>> = {};
+
+/**
+ * An encoding's counter, loaded on first use. Loading both rank tables took about 1 s of CPU, half of Recall's start,
+ * and only compaction and token budgets count tokens: a Recall without them never loads them, and the first
+ * compaction of a process waits for its model's table once (about half a second).
+ */
+function counterFor(encoding: EncodingName): (text: string) => number {
+  return counters[encoding] ??= (loadModule(`gpt-tokenizer/encoding/${encoding}`) as { countTokens: (text: string) => number }).countTokens;
+}
+
+/** Loads every encoding now, for a Recall that counts tokens on every request (token budgets). */
+export function loadEncodings(): void {
+  for (const encoding of ENCODINGS) counterFor(encoding);
+}
 
 /** The encoding of a model: o200k_base for gpt-4o, gpt-4.1, gpt-5 and the o-series; cl100k_base for gpt-4 and gpt-3.5. */
 export function encodingFor(model: string): EncodingName {
@@ -34,7 +49,7 @@ export class TokenCounter {
 
   constructor(readonly model: string) {
     this.encoding = encodingFor(model);
-    this.count = COUNTERS[this.encoding];
+    this.count = counterFor(this.encoding);
   }
 
   /** The prompt tokens of a whole conversation, reply priming included. */

@@ -5,7 +5,7 @@
 import { ThrottledWarning } from '../log/throttled-warning.js';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisConnection } from '../cache/redis-connection.js';
-import { TokenCounter } from '../compaction/tokens.js';
+import { loadEncodings, TokenCounter } from '../compaction/tokens.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { tokenBudgetExceeded } from '../openai/errors.js';
 import { usageOf } from '../openai/usage.js';
@@ -42,6 +42,8 @@ export class TokenBudget {
 
   constructor(readonly deps: TokenBudgetDeps) {
     this.warnings = new ThrottledWarning(deps.log);
+    // Every request is counted: the tokenizer's tables load at start, not during the first client's request.
+    loadEncodings();
   }
 
   storeFailed(err: unknown, what: string): void {
