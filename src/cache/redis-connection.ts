@@ -41,8 +41,8 @@ export function redisTarget(redis: RecallConfig['redis']): RedisTarget | undefin
  * ioredis fails a command whose timer fires before its reply has been read. Timers run before the event loop's poll
  * for I/O, so on an instance whose event loop is late (a saturated one: one turn of the loop took longer than
  * `redis.command_timeout_ms`), a reply that had arrived in time was failed as a timeout and the request went upstream,
- * adding an upstream call just when the instance had least room for it: in `npm run bench`, 0.4 to 2.5 % of Redis hits
- * at 50 connections. The verdict now waits for that poll (setImmediate runs after it): a reply already received settles
+ * adding an upstream call just when the instance had least room for it: in `npm run bench` runs, up to 0.1 % of one
+ * repeated request's hits and 0.2 to 3 % of hits on entries picked at random among 1k to 1M, at 50 connections. The verdict now waits for that poll (setImmediate runs after it): a reply already received settles
  * the command first; a Redis that has not answered still fails the command, one loop turn later. For every command of
  * every connection (a Cluster makes its node connections itself), so it is set once, on ioredis' Command.
  */
