@@ -56,7 +56,7 @@ const liveBatches = new Set<WeakRef<LineBatch>>();
 /**
  * Joins log lines and writes them to stdout in one call per 16 KB (and at least every 250 ms, and on exit). One write
  * per line was 13 % of the forwarding path's CPU in profiles; sonic-boom's own batching (`minLength`) measures its whole
- * pending text on every write, which cost 3.3–3.9 µs of CPU per 300-character request line at 4 KB against 0.35–0.85 µs
+ * pending text on every write, which cost 3.4–3.9 µs of CPU per 300-character request line at 4 KB against 0.35–0.85 µs
  * for joining here (a microbenchmark writing to /dev/null). The writes are synchronous, as pino's default: one per 50 or so
  * requests, and a reader that stops reading slows Recall down instead of filling its memory.
  */
