@@ -72,6 +72,7 @@ export async function buildApp(config: RecallConfig, deps: AppDeps = {}): Promis
   const overrides = config.metrics.prices === undefined ? {} : parsePriceOverrides(config.metrics.prices);
   const metrics = new Metrics(new PriceTable({ ...DEFAULT_PRICES, ...overrides }), figures);
   if (redis !== undefined) metrics.watchRedis(() => redis.status() === 'ready');
+  if (redis?.near !== undefined) metrics.watchNearCache(redis.near);
   const upstream = new UpstreamClient(config.upstream, metrics);
   const forwarder = new Forwarder(upstream, config.upstream);
   const exact = new ExactTier(store, app.log, config.cache.maxEntryBytes, Date.now, metrics);

@@ -53,6 +53,11 @@ export class MemoryStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
+    return this.fresh(key);
+  }
+
+  /** `get` without the promise: the near cache (near-cache.ts) answers from it synchronously. */
+  fresh(key: string): CacheEntry | undefined {
     const now = this.now();
     const node = this.kept(key, now);
     if (node === undefined || node.entry.expiresAt <= now) return undefined;

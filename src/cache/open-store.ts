@@ -36,6 +36,7 @@ export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogge
       commandTimeoutMs: config.redis.commandTimeoutMs,
       connectTimeoutMs: config.redis.connectTimeoutMs,
       keepExpiredMs,
+      nearCache: { maxEntries: config.redis.nearCacheMaxEntries, maxBytes: config.redis.nearCacheMaxBytes },
     });
     // Redis holds other keys too and counts no evictions of ours: no entry figures from it.
     const figures: StoreFigures = { kind: 'redis', entries: () => undefined, bytes: () => undefined, evictions: () => undefined };

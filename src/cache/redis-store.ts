@@ -2,6 +2,8 @@
 // itself, failing fast. Every command takes one key, so entries spread over a Cluster's slots; only purges touch many.
 // Value format measured by loadtest/redis-format.ts (1 KB / 20 KB bodies): binary header + body encodes+decodes in 0.35 / 1.7 µs
 // vs 3.9 / 38 µs for JSON+base64, is 14–16% smaller and gave 1.3–3.3× JSON's GETs/s; a hash (+PEXPIRE in MULTI) 0.65–0.8× binary's.
+import type { Redis } from 'ioredis';
+import { NearCache, type NearCacheLimits } from './near-cache.js';
 import { isCluster, openRedisConnection, scanKeys, type RedisConnection, type RedisTarget } from './redis-connection.js';
 import type { CacheEntry, CacheStore } from './store.js';
 
@@ -24,6 +26,11 @@ export interface RedisStoreOptions {
   keepExpiredMs?: number;
   /** The clock expiry is computed against; Redis itself expires on its own clock. */
   now?: () => number;
+  /**
+   * Entries read lately kept in this process, dropped when Redis says they changed (near-cache.ts); undefined or
+   * `maxEntries` 0: none. Not on a Cluster.
+   */
+  nearCache?: NearCacheLimits | undefined;
 }
 
 /** A value under this store's prefix that is not an entry it wrote: another writer, or a format it does not know. */
@@ -72,6 +79,8 @@ export class RedisStore implements CacheStore {
   private readonly now: () => number;
   private readonly keepExpiredMs: number;
   private state: RedisState = 'connecting';
+  /** Undefined when off, and on a Cluster. */
+  readonly near: NearCache | undefined;
 
   constructor(options: RedisStoreOptions) {
     // An empty prefix would make clear() a FLUSHDB of someone else's data.
@@ -88,6 +97,19 @@ export class RedisStore implements CacheStore {
     this.redis.on('close', () => { this.state = 'down'; });
     // Without a listener ioredis prints every failed reconnect; the exact tier already warns, rate-limited, per failed call.
     this.redis.on('error', () => { this.state = 'down'; });
+    const near = options.nearCache;
+    if (near !== undefined && near.maxEntries > 0 && !isCluster(this.redis)) this.near = this.openNearCache(this.redis, near);
+  }
+
+  /** Two more connections: the tracked reader (with the first one's fail-fast options) and the invalidations' subscriber. */
+  private openNearCache(redis: Redis, limits: NearCacheLimits): NearCache {
+    const reader = redis.duplicate({ connectionName: 'recall-near-cache' });
+    const subscriber = redis.duplicate({
+      connectionName: 'recall-near-cache-invalidations', protocol: 2, autoResubscribe: false, enableOfflineQueue: true,
+      enableAutoPipelining: false, commandTimeout: undefined, maxRetriesPerRequest: null,
+    });
+    for (const connection of [reader, subscriber]) connection.on('error', () => undefined);
+    return new NearCache(reader, subscriber, this.keyPrefix, decodeEntry, limits);
   }
 
   /** The connection, for the other features that share this Redis (semantic feed, coalescing locks, rate limits). */
@@ -137,7 +159,7 @@ export class RedisStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
-    const entry = await this.read(key);
+    const entry = this.near?.active() === true ? await this.near.read(key) : await this.read(key);
     // Redis expires on its own clock, a little after expiresAt; the entry's own time is the one that counts.
     return entry === undefined || entry.expiresAt <= this.now() ? undefined : entry;
   }
@@ -161,24 +183,31 @@ export class RedisStore implements CacheStore {
     // Expired past the time expired entries are kept: store nothing, but the older entry it replaces must go all the same.
     if (ttlMs <= 0) {
       await this.redis.unlink(redisKey);
-      return;
+    } else {
+      await this.redis.set(redisKey, encodeEntry(entry), 'PX', ttlMs);
     }
-    await this.redis.set(redisKey, encodeEntry(entry), 'PX', ttlMs);
+    this.near?.forget(key);
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.redis.unlink(this.keyPrefix + key)) > 0;
+    const deleted = (await this.redis.unlink(this.keyPrefix + key)) > 0;
+    this.near?.forget(key);
+    return deleted;
   }
 
   async deletePrefix(prefix: string): Promise<number> {
-    return this.unlinkMatching(`${escapeGlob(this.keyPrefix + prefix)}*`);
+    const deleted = await this.unlinkMatching(`${escapeGlob(this.keyPrefix + prefix)}*`);
+    this.near?.forgetPrefix(prefix);
+    return deleted;
   }
 
   async clear(): Promise<void> {
     await this.unlinkMatching(`${escapeGlob(this.keyPrefix)}*`);
+    this.near?.forgetAll();
   }
 
   async close(): Promise<void> {
+    await this.near?.close();
     if (this.redis.status === 'end') return;
     if (this.redis.status === 'ready') {
       try {

@@ -128,6 +128,9 @@ export interface RecallConfig {
     keyPrefix: string;
     commandTimeoutMs: number;
     connectTimeoutMs: number;
+    /** Entries of the near cache (read lately, dropped when Redis says they changed); 0: no near cache. */
+    nearCacheMaxEntries: number;
+    nearCacheMaxBytes: number;
   };
   log: {
     level: LogLevel;
@@ -369,6 +372,10 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Lookup budget: a Redis command slower than this fails open (the request goes upstream); a reply that arrived in time but was read late because Recall itself was busy still counts.' },
   { yaml: 'redis.connect_timeout_ms', field: 'redis.connectTimeoutMs', type: 'integer', default: 2_000, min: 1, max: 60_000,
     doc: 'Time to open a connection to Redis; Recall keeps serving (from the upstream) while it reconnects.' },
+  { yaml: 'redis.near_cache_max_entries', field: 'redis.nearCacheMaxEntries', type: 'integer', default: 10_000, min: 0, max: 10_000_000,
+    doc: 'Near cache: most entries each instance keeps of those it read from Redis lately, answering repeats without a round trip; Redis tells it (client tracking) the moment one changes, and while it cannot, the near cache is emptied and unused. 0: off. Not with `redis.cluster`.' },
+  { yaml: 'redis.near_cache_max_bytes', field: 'redis.nearCacheMaxBytes', type: 'integer', default: 64 * MB, min: 1024 * 1024, max: 64 * 1024 * MB,
+    doc: 'Most bytes the near cache keeps; the least recently used go first.' },
   { yaml: 'metrics.prices', field: 'metrics.prices', type: 'string', default: undefined, check: priceTableProblem,
     doc: 'Extra or changed prices for savings figures: `model=input/output,…` in USD per million tokens (e.g. `my-model=1/2`); built-in OpenAI list prices otherwise.' },
   { yaml: 'log.level', field: 'log.level', env: 'RECALL_LOG_LEVEL', type: 'enum', default: 'info', values: LOG_LEVELS,

@@ -8,6 +8,7 @@ import { RETRY_REASONS, type RetryReason } from '../upstream/retry.js';
 import type { BatchTrigger } from '../upstream/embeddings-batcher.js';
 import { GUARD_NAMES, type GuardName } from '../cache/semantic/guards.js';
 import type { PriceTable } from './prices.js';
+import type { NearCacheFigures } from '../cache/near-cache.js';
 import { RecentStats } from './recent.js';
 import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from './hot-series.js';
 
@@ -249,6 +250,19 @@ export class Metrics implements UpstreamObserver {
   watchRedis(isUp: () => boolean): void {
     new Gauge({ name: 'recall_redis_up', help: '1 when the connection to Redis is ready, 0 when it is down or reconnecting.', registers: [this.registry],
       collect() { this.set(isUp() ? 1 : 0); } });
+  }
+
+  /** The near cache's figures (only registered when Recall has one: Redis, not a Cluster, near_cache_max_entries > 0). */
+  watchNearCache(near: NearCacheFigures): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'recall_near_cache_active', help: '1 while Redis tells this instance which entries change (client tracking) and the near cache answers; 0 while it cannot (it is then empty).', registers,
+      collect() { this.set(near.active() ? 1 : 0); } });
+    new Gauge({ name: 'recall_near_cache_entries', help: 'Entries the near cache holds.', registers, collect() { this.set(near.entries()); } });
+    new Gauge({ name: 'recall_near_cache_bytes', help: 'Bytes the near cache holds.', registers, collect() { this.set(near.bytes()); } });
+    new Counter({ name: 'recall_near_cache_hits_total', help: 'Exact-tier lookups answered by the near cache without a Redis round trip (they count as hits in recall_cache_lookups_total too).', registers,
+      collect() { this.reset(); this.inc(near.hits()); } });
+    new Counter({ name: 'recall_near_cache_invalidations_total', help: 'Entries dropped from the near cache because Redis said they changed (written, deleted, expired or evicted by any instance).', registers,
+      collect() { this.reset(); this.inc(near.invalidations()); } });
   }
 
   requestStarted(): void {

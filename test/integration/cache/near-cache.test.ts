@@ -1,0 +1,179 @@
+// The near cache in front of Redis, as users run it: two instances on one Redis. Repeated hits are answered from each
+// instance's memory, and whatever changes an entry in Redis (another instance's purge, a new answer, Redis going away)
+// reaches the copies, so no instance serves an entry that Redis no longer holds.
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore } from '../../../src/cache/redis-store.js';
+import { eventually, startRecall, startTwoOnRedis, type RunningRecall, type TwoOnRedis } from '../../support/recall.js';
+import { sample, scrape } from '../../support/metrics.js';
+import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
+import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
+
+const ADMIN_TOKEN = 'near-cache-admin';
+const API_KEY = 'sk-near-cache-tenant';
+let n = 0;
+const chat = () => ({ model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: `near cache question ${++n} ${randomUUID()}` }] });
+
+async function ask(recall: RunningRecall, request: ReturnType<typeof chat>): Promise<{ cache: string | null; key: string | null; content: string | null | undefined }> {
+  const { data, response } = await recall.client({ apiKey: API_KEY }).chat.completions.create(request).withResponse();
+  return { cache: response.headers.get('x-recall-cache'), key: response.headers.get('x-recall-key'), content: data.choices[0]?.message.content };
+}
+
+const metric = async (recall: RunningRecall, name: string) => sample(await scrape(recall.url), name);
+
+describe('near cache, two instances on one Redis', () => {
+  let two: TwoOnRedis;
+  beforeAll(async () => {
+    two = await startTwoOnRedis({ 'admin.token': ADMIN_TOKEN });
+    for (const recall of [two.first, two.second]) await eventually(async () => (await metric(recall, 'recall_near_cache_active')) === 1, 'the near cache is active');
+  });
+  afterAll(async () => {
+    await two?.close();
+  });
+
+  it('answers repeated hits from memory, and serves no entry another instance purged', async () => {
+    const { first, second, mock } = two;
+    const request = chat();
+    expect((await ask(first, request)).cache).toBe('MISS');
+    const stored = await ask(second, request);
+    expect(stored.cache).toBe('HIT');
+    const heldBefore = await metric(second, 'recall_near_cache_hits_total');
+    const again = await ask(second, request);
+    expect(again).toEqual(stored);
+    expect(await metric(second, 'recall_near_cache_hits_total')).toBe(heldBefore + 1);
+    expect(await metric(second, 'recall_near_cache_entries')).toBeGreaterThanOrEqual(1);
+
+    const invalidated = await metric(second, 'recall_near_cache_invalidations_total');
+    const purge = await fetch(`${first.url}/recall/admin/purge`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ key: stored.key }),
+    });
+    expect(await purge.json()).toEqual({ purged: 1 });
+    await eventually(async () => (await metric(second, 'recall_near_cache_invalidations_total')) > invalidated, 'Redis tells the second instance');
+    const calls = mock.stats().requests;
+    expect((await ask(second, request)).cache).toBe('MISS');
+    expect(mock.stats().requests).toBe(calls + 1);
+  });
+
+  it('the instance that purges drops its own copy at once', async () => {
+    const { first } = two;
+    const request = chat();
+    expect((await ask(first, request)).cache).toBe('MISS');
+    const { key } = await ask(first, request);
+    expect((await ask(first, request)).cache).toBe('HIT');
+    const purge = await fetch(`${first.url}/recall/admin/purge`, {
+      method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ key }),
+    });
+    expect(await purge.json()).toEqual({ purged: 1 });
+    expect((await ask(first, request)).cache).toBe('MISS');
+  });
+});
+
+describe('near cache while Redis is away', () => {
+  let redis: ThrowawayRedis;
+  let mock: MockUpstream;
+  let recall: RunningRecall;
+  beforeAll(async () => {
+    redis = await startThrowawayRedis();
+    mock = await startMockUpstream();
+    recall = await startRecall({ 'upstream.url': mock.baseURL, 'redis.url': redis.url, 'redis.key_prefix': `recall-test-${randomUUID()}:`, 'redis.command_timeout_ms': 2_000 });
+    await eventually(async () => (await metric(recall, 'recall_near_cache_active')) === 1, 'the near cache is active');
+  });
+  afterAll(async () => {
+    await recall?.close();
+    await mock?.close();
+    await redis?.stop();
+  });
+
+  it('is emptied and unused while Redis cannot say what changed, and used again once it can', async () => {
+    const request = chat();
+    expect((await ask(recall, request)).cache).toBe('MISS');
+    expect((await ask(recall, request)).cache).toBe('HIT');
+    expect((await ask(recall, request)).cache).toBe('HIT');
+    expect(await metric(recall, 'recall_near_cache_hits_total')).toBeGreaterThanOrEqual(1);
+
+    // The entry went with the crash; a copy in memory would still answer HIT.
+    await redis.crash();
+    await eventually(async () => (await metric(recall, 'recall_near_cache_active')) === 0, 'the near cache stands down');
+    expect(await metric(recall, 'recall_near_cache_entries')).toBe(0);
+    expect((await ask(recall, request)).cache).toBe('MISS');
+
+    await redis.restart();
+    await eventually(async () => (await metric(recall, 'recall_near_cache_active')) === 1, 'the near cache is active again');
+    const hitsBefore = await metric(recall, 'recall_near_cache_hits_total');
+    const later = chat();
+    expect((await ask(recall, later)).cache).toBe('MISS');
+    expect((await ask(recall, later)).cache).toBe('HIT');
+    expect((await ask(recall, later)).cache).toBe('HIT');
+    expect(await metric(recall, 'recall_near_cache_hits_total')).toBe(hitsBefore + 1);
+  });
+});
+
+describe('near cache reads', () => {
+  let redis: ThrowawayRedis;
+  const stores: RedisStore[] = [];
+  const open = (maxEntries = 100, keyPrefix = `recall-test-${randomUUID()}:`) => {
+    const store = new RedisStore({ url: redis.url, keyPrefix, commandTimeoutMs: 2_000, connectTimeoutMs: 2_000, nearCache: { maxEntries, maxBytes: 1024 * 1024 } });
+    stores.push(store);
+    return store;
+  };
+  const entry = (text: string) => ({ body: Buffer.from(text), storedAt: Date.now(), expiresAt: Date.now() + 60_000 });
+  beforeAll(async () => {
+    redis = await startThrowawayRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((store) => store.close()));
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('does not keep what a read brought back when the key changed while the read was on its way', async () => {
+    const store = open();
+    await eventually(() => store.near?.active() === true, 'the near cache is active');
+    await store.set('k', entry('old'));
+    const reading = store.get('k');
+    // What an invalidation from Redis does, arriving before the read's reply.
+    store.near!.forget('k');
+    expect((await reading)?.body.toString()).toBe('old');
+    expect(store.near!.entries()).toBe(0);
+    await store.get('k');
+    expect(store.near!.hits()).toBe(0);
+    expect((await store.get('k'))?.body.toString()).toBe('old');
+    expect(store.near!.hits()).toBe(1);
+  });
+
+  it('never serves an expired entry from memory', async () => {
+    const store = open();
+    await eventually(() => store.near?.active() === true, 'the near cache is active');
+    const now = Date.now();
+    await store.set('short', { body: Buffer.from('soon gone'), storedAt: now, expiresAt: now + 300 });
+    expect((await store.get('short'))?.body.toString()).toBe('soon gone');
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await store.get('short')).toBeUndefined();
+  });
+
+  it('is off with near_cache_max_entries 0: every read goes to Redis', async () => {
+    const store = open(0);
+    expect(store.near).toBeUndefined();
+    expect(await store.whenReady(2_000)).toBe(true);
+    await store.set('k', entry('value'));
+    expect((await store.get('k'))?.body.toString()).toBe('value');
+  });
+
+  it('drops everything when the database is flushed', async () => {
+    const prefix = `recall-test-${randomUUID()}:`;
+    const writer = open(100, prefix);
+    const reader = open(100, prefix);
+    await eventually(() => reader.near?.active() === true, 'the near cache is active');
+    await writer.set('k', entry('value'));
+    await reader.get('k');
+    await reader.get('k');
+    expect(reader.near!.hits()).toBe(1);
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(redis.url);
+    await admin.flushall();
+    admin.disconnect();
+    await eventually(() => reader.near!.entries() === 0, 'the flush reaches the near cache');
+    expect(await reader.get('k')).toBeUndefined();
+  });
+});
