@@ -27,6 +27,8 @@ export type ThroughputId =
   | 'ceiling' | 'memoryHits' | 'redisHits' | 'semanticHits' | 'direct' | 'recallMisses' | 'portkeyMisses' | 'embeddingsOff' | 'embeddingsOn'
   /** Misses through loadtest/bare-proxy.ts: what one more HTTP hop costs on the same cores, whatever the proxy does. */
   | 'bareProxyMisses'
+  /** Hits through a Recall on Redis without its near cache: every hit a Redis round trip. */
+  | 'redisHitsNoNearCache'
   /** Misses through a Recall with the semantic tier off: what the tier costs on the miss path. */
   | 'recallMissesNoSemantic'
   /** The mock at an LLM-like latency (SLOW_UPSTREAM_MS), directly and through Recall, at the curve's most connections. */
@@ -197,6 +199,7 @@ export function ratioRows(results: BenchResults): RatioRow[] {
   const rows = [
     row('memory hits / ceiling', t.memoryHits, t.ceiling, TARGETS.memoryHits),
     row('Redis hits / ceiling', t.redisHits, t.ceiling, TARGETS.redisHits),
+    row('Redis hits, near cache off / ceiling', t.redisHitsNoNearCache, t.ceiling, undefined),
     row('misses through Recall / mock direct', t.recallMisses, t.direct, TARGETS.misses),
     row('misses: Recall / Portkey throughput', t.recallMisses, t.portkeyMisses, TARGETS.missesOverPortkey),
     row('misses: Recall / Portkey p99', t.recallMisses, t.portkeyMisses, TARGETS.missP99OverPortkey, 'p99'),

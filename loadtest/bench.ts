@@ -243,6 +243,20 @@ class Fleet {
     });
   }
 
+  /** recallRedis() without its near cache, under a key prefix of its own: every hit is a Redis round trip. */
+  recallRedisNoNearCache(): Promise<Server> {
+    return this.once('recall redis, no near cache', async () => {
+      const recall = await startRecall(children, {
+        name: 'Recall (Redis, near cache off)',
+        upstreamBaseUrl: `${(await this.mock()).origin}/v1`,
+        env: { RECALL_REDIS_URL: (await this.redis()).origin },
+        configYaml: 'redis:\n  key_prefix: "recall-no-near:"\n  near_cache_max_entries: 0\n',
+      });
+      await primeHit(recall, HIT_BODY);
+      return recall;
+    });
+  }
+
   /** loadtest/bare-proxy.ts in front of mock(): node:http in, one undici Pool out, nothing else; what any proxy costs. */
   bareProxy(): Promise<Server> {
     return this.once('bare proxy', async () => startScript(children, 'bare proxy', 'bare-proxy.ts', ['--port', '0', '--upstream', (await this.mock()).origin]));
@@ -340,6 +354,7 @@ class Fleet {
     if (needs('memory-hits', 'semantic-hits', 'misses', 'ttft', 'connections')) starts.push(this.recallMemory());
     if (needs('misses')) starts.push(this.bareProxy(), this.recallNoSemantic(), ...(slowUpstream ? [this.recallSlow()] : []));
     if (needs('redis-hits', 'cache-size')) starts.push(this.recallRedis());
+    if (needs('redis-hits')) starts.push(this.recallRedisNoNearCache());
     if (needs('portkey')) starts.push(this.portkey());
     if (needs('coalesce')) starts.push(this.coalescingRecall('on'), this.coalescingRecall('off'));
     if (needs('embeddings')) starts.push(this.embeddingsRecall('off'), this.embeddingsRecall('on'));
@@ -464,6 +479,10 @@ async function hitRound(bench: Bench): Promise<void> {
     const measured = await bench.measure('Recall hits from Redis', await fleet.recallRedis(), { body: HIT_BODY });
     bench.expectAll(measured.label, measured, 'HIT');
     hitRuns.redisHits.push(measured);
+    // Once, in the first round: what the near cache saves (a reference, without a target).
+    if (results.throughput.redisHitsNoNearCache !== undefined) return;
+    const direct = (results.throughput.redisHitsNoNearCache = await bench.measure('Recall hits from Redis, near cache off', await fleet.recallRedisNoNearCache(), { body: HIT_BODY }));
+    bench.expectAll(direct.label, direct, 'HIT');
   });
   for (const id of HIT_RUN_IDS) {
     const runs = hitRuns[id];

@@ -89,7 +89,7 @@ describe('ratios and targets', () => {
     expect(byName['semantic hits / exact hits (memory)']).toMatchObject({ ratio: 0.4, status: 'not met' });
   });
 
-  it('sets the miss path beside a bare proxy, the semantic tier off and a slow upstream, without targets', () => {
+  it('sets Redis hits without the near cache, and the miss path beside a bare proxy, the semantic tier off and a slow upstream, without targets', () => {
     const rows = ratioRows(results({
       throughput: {
         ...results().throughput,
@@ -97,9 +97,11 @@ describe('ratios and targets', () => {
         recallMissesNoSemantic: run('no semantic', 2_500, 8),
         slowDirect: run('slow direct', 600, 320),
         recallSlowMisses: run('slow recall', 540, 340),
+        redisHitsNoNearCache: run('redis without near cache', 7_000, 9),
       },
     }));
     const byName = Object.fromEntries(rows.map((r) => [r.what, r]));
+    expect(byName['Redis hits, near cache off / ceiling']).toMatchObject({ ratio: 0.35, status: 'no target' });
     expect(byName['misses through a bare proxy / mock direct']).toMatchObject({ ratio: 0.4, status: 'no target' });
     expect(byName['misses, semantic tier off / mock direct']).toMatchObject({ ratio: 0.25, status: 'no target' });
     expect(byName['misses with a 300 ms upstream / mock direct']).toMatchObject({ ratio: 0.9, status: 'no target' });
