@@ -159,7 +159,7 @@ export class RedisStore implements CacheStore {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
-    const entry = this.near?.active() === true ? await this.near.read(key) : await this.read(key);
+    const entry = this.near?.active() === true ? await this.near.read(key, this.readEntry) : await this.read(key);
     // Redis expires on its own clock, a little after expiresAt; the entry's own time is the one that counts.
     return entry === undefined || entry.expiresAt <= this.now() ? undefined : entry;
   }
@@ -168,6 +168,8 @@ export class RedisStore implements CacheStore {
     const entry = await this.read(key);
     return entry === undefined || entry.expiresAt + this.keepExpiredMs <= this.now() ? undefined : entry;
   }
+
+  private readonly readEntry = (key: string): Promise<CacheEntry | undefined> => this.read(key);
 
   private async read(key: string): Promise<CacheEntry | undefined> {
     const value = await this.redis.getBuffer(this.keyPrefix + key);

@@ -35,11 +35,12 @@ describe('near cache, two instances on one Redis', () => {
     const { first, second, mock } = two;
     const request = chat();
     expect((await ask(first, request)).cache).toBe('MISS');
+    // Read from Redis the first time, and the second (now tracked, and kept); answered from memory the third.
     const stored = await ask(second, request);
     expect(stored.cache).toBe('HIT');
+    expect(await ask(second, request)).toEqual(stored);
     const heldBefore = await metric(second, 'recall_near_cache_hits_total');
-    const again = await ask(second, request);
-    expect(again).toEqual(stored);
+    expect(await ask(second, request)).toEqual(stored);
     expect(await metric(second, 'recall_near_cache_hits_total')).toBe(heldBefore + 1);
     expect(await metric(second, 'recall_near_cache_entries')).toBeGreaterThanOrEqual(1);
 
@@ -59,7 +60,9 @@ describe('near cache, two instances on one Redis', () => {
     const request = chat();
     expect((await ask(first, request)).cache).toBe('MISS');
     const { key } = await ask(first, request);
+    const hitsBefore = await metric(first, 'recall_near_cache_hits_total');
     expect((await ask(first, request)).cache).toBe('HIT');
+    expect(await metric(first, 'recall_near_cache_hits_total')).toBe(hitsBefore + 1);
     const purge = await fetch(`${first.url}/recall/admin/purge`, {
       method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ key }),
     });
@@ -131,11 +134,15 @@ describe('near cache reads', () => {
     const store = open();
     await eventually(() => store.near?.active() === true, 'the near cache is active');
     await store.set('k', entry('old'));
+    // The first read of a key is not tracked: the second one is the read a near cache keeps.
+    await store.get('k');
     const reading = store.get('k');
     // What an invalidation from Redis does, arriving before the read's reply.
     store.near!.forget('k');
     expect((await reading)?.body.toString()).toBe('old');
     expect(store.near!.entries()).toBe(0);
+    // Invalidated, the key starts over: read twice from Redis, then answered from memory.
+    await store.get('k');
     await store.get('k');
     expect(store.near!.hits()).toBe(0);
     expect((await store.get('k'))?.body.toString()).toBe('old');
@@ -148,8 +155,28 @@ describe('near cache reads', () => {
     const now = Date.now();
     await store.set('short', { body: Buffer.from('soon gone'), storedAt: now, expiresAt: now + 300 });
     expect((await store.get('short'))?.body.toString()).toBe('soon gone');
+    expect((await store.get('short'))?.body.toString()).toBe('soon gone');
+    expect(store.near!.entries()).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 350));
     expect(await store.get('short')).toBeUndefined();
+  });
+
+  it('keeps a key only once it is read a second time, so that keys read once cost Redis no tracking', async () => {
+    const store = open();
+    await eventually(() => store.near?.active() === true, 'the near cache is active');
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(redis.url);
+    // Redis's count of tracked keys; keys other clients tracked before may still be in it.
+    const tracked = async () => Number(/tracking_total_keys:(\d+)/.exec(await admin.info('stats'))?.[1]);
+    for (let i = 0; i < 20; i++) await store.set(`once-${i}`, entry(`value ${i}`));
+    const before = await tracked();
+    for (let i = 0; i < 20; i++) expect((await store.get(`once-${i}`))?.body.toString()).toBe(`value ${i}`);
+    expect(store.near!.entries()).toBe(0);
+    expect(await tracked()).toBe(before);
+    await store.get('once-3');
+    expect(store.near!.entries()).toBe(1);
+    expect(await tracked()).toBe(before + 1);
+    admin.disconnect();
   });
 
   it('is off with near_cache_max_entries 0: every read goes to Redis', async () => {
@@ -166,6 +193,7 @@ describe('near cache reads', () => {
     const reader = open(100, prefix);
     await eventually(() => reader.near?.active() === true, 'the near cache is active');
     await writer.set('k', entry('value'));
+    await reader.get('k');
     await reader.get('k');
     await reader.get('k');
     expect(reader.near!.hits()).toBe(1);
