@@ -6,6 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../../src/cache/redis-store.js';
 import { eventually, startRecall, startTwoOnRedis, type RunningRecall, type TwoOnRedis } from '../../support/recall.js';
 import { sample, scrape } from '../../support/metrics.js';
+import { promtoolCheckMetrics } from '../../support/prometheus.js';
+import { toolAvailable } from '../../support/binaries.js';
 import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
 
@@ -53,6 +55,12 @@ describe('near cache, two instances on one Redis', () => {
     const calls = mock.stats().requests;
     expect((await ask(second, request)).cache).toBe('MISS');
     expect(mock.stats().requests).toBe(calls + 1);
+  });
+
+  it.skipIf(!toolAvailable('promtool', 'prometheus'))('exports metrics promtool accepts', async () => {
+    const exposition = await scrape(two.second.url);
+    expect(exposition).toContain('recall_near_cache_hits_total');
+    expect(promtoolCheckMetrics(exposition)).toEqual({ status: 0, output: '' });
   });
 
   it('the instance that purges drops its own copy at once', async () => {
