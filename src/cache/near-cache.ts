@@ -60,6 +60,8 @@ export class NearCache implements NearCacheFigures {
     private readonly keyPrefix: string,
     private readonly decode: (value: Buffer) => CacheEntry,
     limits: NearCacheLimits,
+    /** Told when tracking could not be set up on a live connection (an old Redis, an ACL): the near cache stays off. */
+    private readonly onSetupFailed: (err: unknown) => void = () => undefined,
   ) {
     this.held = new MemoryStore(limits);
     this.seenLimit = limits.maxEntries;
@@ -183,8 +185,9 @@ export class NearCache implements NearCacheFigures {
       // CLIENT ID before SUBSCRIBE: a subscribed RESP2 connection takes no other command.
       id = await withTimeout(this.subscriber.client('ID'));
       await withTimeout(this.subscriber.subscribe(INVALIDATIONS));
-    } catch {
+    } catch (err) {
       // Its next 'ready' tries again; until then entries are read from Redis every time.
+      if (session === this.listenerSession) this.onSetupFailed(err);
       return;
     }
     if (session !== this.listenerSession) return;
@@ -201,7 +204,8 @@ export class NearCache implements NearCacheFigures {
       // OFF first: the reader may still point at the subscriber's previous connection.
       await withTimeout(this.reader.client('TRACKING', 'OFF'));
       await withTimeout(this.reader.client('TRACKING', 'ON', 'REDIRECT', id));
-    } catch {
+    } catch (err) {
+      if (epoch === this.epoch) this.onSetupFailed(err);
       return;
     }
     if (epoch !== this.epoch) return;

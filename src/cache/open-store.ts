@@ -37,6 +37,7 @@ export async function openCacheStore(config: RecallConfig, log: FastifyBaseLogge
       connectTimeoutMs: config.redis.connectTimeoutMs,
       keepExpiredMs,
       nearCache: { maxEntries: config.redis.nearCacheMaxEntries, maxBytes: config.redis.nearCacheMaxBytes },
+      onNearCacheProblem: (err) => log.warn({ err }, 'the near cache could not start (Redis client tracking needs Redis 6 and the CLIENT and SUBSCRIBE commands); every lookup reads Redis'),
     });
     // Redis holds other keys too and counts no evictions of ours: no entry figures from it.
     const figures: StoreFigures = { kind: 'redis', entries: () => undefined, bytes: () => undefined, evictions: () => undefined };

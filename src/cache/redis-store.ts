@@ -31,6 +31,8 @@ export interface RedisStoreOptions {
    * `maxEntries` 0: none. Not on a Cluster.
    */
   nearCache?: NearCacheLimits | undefined;
+  /** Told why the near cache could not start (it then stays off and every lookup reads Redis). */
+  onNearCacheProblem?: (err: unknown) => void;
 }
 
 /** A value under this store's prefix that is not an entry it wrote: another writer, or a format it does not know. */
@@ -98,18 +100,18 @@ export class RedisStore implements CacheStore {
     // Without a listener ioredis prints every failed reconnect; the exact tier already warns, rate-limited, per failed call.
     this.redis.on('error', () => { this.state = 'down'; });
     const near = options.nearCache;
-    if (near !== undefined && near.maxEntries > 0 && !isCluster(this.redis)) this.near = this.openNearCache(this.redis, near);
+    if (near !== undefined && near.maxEntries > 0 && !isCluster(this.redis)) this.near = this.openNearCache(this.redis, near, options.onNearCacheProblem);
   }
 
   /** Two more connections: the tracked reader (with the first one's fail-fast options) and the invalidations' subscriber. */
-  private openNearCache(redis: Redis, limits: NearCacheLimits): NearCache {
+  private openNearCache(redis: Redis, limits: NearCacheLimits, onProblem: ((err: unknown) => void) | undefined): NearCache {
     const reader = redis.duplicate({ connectionName: 'recall-near-cache' });
     const subscriber = redis.duplicate({
       connectionName: 'recall-near-cache-invalidations', protocol: 2, autoResubscribe: false, enableOfflineQueue: true,
       enableAutoPipelining: false, commandTimeout: undefined, maxRetriesPerRequest: null,
     });
     for (const connection of [reader, subscriber]) connection.on('error', () => undefined);
-    return new NearCache(reader, subscriber, this.keyPrefix, decodeEntry, limits);
+    return new NearCache(reader, subscriber, this.keyPrefix, decodeEntry, limits, onProblem);
   }
 
   /** The connection, for the other features that share this Redis (semantic feed, coalescing locks, rate limits). */

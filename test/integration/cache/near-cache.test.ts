@@ -8,7 +8,8 @@ import { eventually, startRecall, startTwoOnRedis, type RunningRecall, type TwoO
 import { sample, scrape } from '../../support/metrics.js';
 import { promtoolCheckMetrics } from '../../support/prometheus.js';
 import { toolAvailable } from '../../support/binaries.js';
-import { startThrowawayRedis, type ThrowawayRedis } from '../../support/redis.js';
+import type { ChildProcess } from 'node:child_process';
+import { freePort, launch, startThrowawayRedis, terminate, type ThrowawayRedis } from '../../support/redis.js';
 import { startMockUpstream, type MockUpstream } from '../../../loadtest/mock-upstream.js';
 
 const ADMIN_TOKEN = 'near-cache-admin';
@@ -116,6 +117,36 @@ describe('near cache while Redis is away', () => {
     expect((await ask(recall, later)).cache).toBe('HIT');
     expect((await ask(recall, later)).cache).toBe('HIT');
     expect(await metric(recall, 'recall_near_cache_hits_total')).toBe(hitsBefore + 1);
+  });
+});
+
+describe('near cache on a Redis that refuses client tracking', () => {
+  let port: number;
+  let server: ChildProcess;
+  let mock: MockUpstream;
+  let recall: RunningRecall;
+  beforeAll(async () => {
+    port = (await freePort())!;
+    // As some managed Redis services do: no CLIENT command.
+    server = await launch(port, ['--rename-command', 'CLIENT', '""']);
+    mock = await startMockUpstream();
+    recall = await startRecall({ 'upstream.url': mock.baseURL, 'redis.url': `redis://127.0.0.1:${port}`, 'redis.key_prefix': `recall-test-${randomUUID()}:`, 'redis.command_timeout_ms': 2_000 });
+  });
+  afterAll(async () => {
+    await recall?.close();
+    await mock?.close();
+    if (server !== undefined) await terminate(server, 'SIGKILL');
+  });
+
+  it('says so once in the log, stays off, and every hit is read from Redis', async () => {
+    await eventually(() => recall.logLines().some((line) => String(line.msg).startsWith('the near cache could not start')), 'the warning is logged');
+    const request = chat();
+    expect((await ask(recall, request)).cache).toBe('MISS');
+    for (let i = 0; i < 3; i++) expect((await ask(recall, request)).cache).toBe('HIT');
+    const exposition = await scrape(recall.url);
+    expect(sample(exposition, 'recall_near_cache_active')).toBe(0);
+    expect(sample(exposition, 'recall_near_cache_hits_total')).toBe(0);
+    expect(sample(exposition, 'recall_cache_lookups_total', { result: 'hit' })).toBe(3);
   });
 });
 
