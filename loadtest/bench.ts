@@ -230,31 +230,21 @@ class Fleet {
 
   /** Recall on a throwaway Redis, primed with HIT_BODY; its tenant secret is the cache-size curve's. */
   recallRedis(): Promise<Server> {
-    return this.once('recall redis', async () => {
-      const recall = await startRecall(children, {
-        name: 'Recall (Redis)',
-        upstreamBaseUrl: `${(await this.mock()).origin}/v1`,
-        env: { RECALL_REDIS_URL: (await this.redis()).origin },
-        configYaml: `cache:\n  tenant_secret: ${CACHE_SIZE_TENANT_SECRET}\n`,
-        nodeFlags: this.nodeFlags('redis'),
-      });
-      await primeHit(recall, HIT_BODY);
-      return recall;
-    });
+    return this.once('recall redis', () => this.primedOnRedis('Recall (Redis)', `cache:\n  tenant_secret: ${CACHE_SIZE_TENANT_SECRET}\n`, this.nodeFlags('redis')));
   }
 
   /** recallRedis() without its near cache, under a key prefix of its own: every hit is a Redis round trip. */
   recallRedisNoNearCache(): Promise<Server> {
-    return this.once('recall redis, no near cache', async () => {
-      const recall = await startRecall(children, {
-        name: 'Recall (Redis, near cache off)',
-        upstreamBaseUrl: `${(await this.mock()).origin}/v1`,
-        env: { RECALL_REDIS_URL: (await this.redis()).origin },
-        configYaml: 'redis:\n  key_prefix: "recall-no-near:"\n  near_cache_max_entries: 0\n',
-      });
-      await primeHit(recall, HIT_BODY);
-      return recall;
+    return this.once('recall redis, no near cache', () =>
+      this.primedOnRedis('Recall (Redis, near cache off)', 'redis:\n  key_prefix: "recall-no-near:"\n  near_cache_max_entries: 0\n', []));
+  }
+
+  private async primedOnRedis(name: string, configYaml: string, nodeFlags: string[]): Promise<Server> {
+    const recall = await startRecall(children, {
+      name, upstreamBaseUrl: `${(await this.mock()).origin}/v1`, env: { RECALL_REDIS_URL: (await this.redis()).origin }, configYaml, nodeFlags,
     });
+    await primeHit(recall, HIT_BODY);
+    return recall;
   }
 
   /** loadtest/bare-proxy.ts in front of mock(): node:http in, one undici Pool out, nothing else; what any proxy costs. */
