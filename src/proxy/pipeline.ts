@@ -25,7 +25,7 @@ import type { RecallConfig } from '../config/schema.js';
 import type { Metrics } from '../metrics/catalog.js';
 import { isRecord, type JsonObject } from '../openai/wire.js';
 import { sendCachedAnswer } from './cached-answer.js';
-import { markFirstEvent } from './request-context.js';
+import { markFirstEvent, routeOf } from './request-context.js';
 import type { Forwarder, SendWhole } from './forward.js';
 import type { AutoCompaction } from '../compaction/auto-compact.js';
 import type { Spend, TokenBudget } from '../limits/token-budget.js';
@@ -74,7 +74,7 @@ export class Pipeline {
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const route = CACHED_ROUTES[request.routeOptions.url as keyof typeof CACHED_ROUTES];
+    const route = CACHED_ROUTES[routeOf(request) as keyof typeof CACHED_ROUTES];
     const policy = readPolicy(request.headers, this.policyDefaults);
     // Compaction comes first: the cache key, the semantic probe and the upstream all see the compacted conversation.
     const body = route === 'chat.completions' ? await this.deps.autoCompaction.apply(request, reply) : request.body as JsonObject;

@@ -1,5 +1,5 @@
 // What Recall knows about one request while it crosses the proxy; read by the request log line.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { LimitedClient } from '../limits/client-keys.js';
 import type { Spend } from '../limits/token-budget.js';
 import type { Priority } from '../upstream/priority.js';
@@ -35,6 +35,11 @@ export interface RequestContext {
   spend: Spend | undefined;
   /** Recall's x-ratelimit-* headers for this answer, once a limit was counted. */
   limitHeaders: Record<string, string> | undefined;
+  /**
+   * The registered route pattern, set by the proxied routes' handlers, which know it: Fastify's `routeOptions` getter
+   * builds a new object of a dozen fields on every read. See `routeOf`.
+   */
+  route: string | undefined;
 }
 
 declare module 'fastify' {
@@ -52,7 +57,13 @@ export function newRequestContext(): RequestContext {
   return {
     startedAt: performance.now(), rawBody: undefined, upstreamMs: undefined, cacheOutcome: undefined, priority: 'normal', queueMs: 0, renderMs: 0,
     lookupMs: undefined, firstEventMs: undefined, tenantHash: undefined, similarity: undefined, proxyKey: undefined, client: undefined, spend: undefined, limitHeaders: undefined,
+    route: undefined,
   };
+}
+
+/** The request's registered route pattern (`/v1/chat/completions`, `/v1/*`…); 'unmatched' for a 404. */
+export function routeOf(request: FastifyRequest): string {
+  return request.recall?.route ?? request.routeOptions.url ?? 'unmatched';
 }
 
 /** Marks the first event of a streamed answer; later calls keep the first. */

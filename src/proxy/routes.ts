@@ -30,6 +30,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): P
     for (const [path, body] of Object.entries(schemas)) {
       // The schema rejects a bad body with a 400 naming the field before any cache or upstream work.
       cached.post(path, { schema: { body }, config: { limitsOwnBody: true } }, (request, reply) => {
+        request.recall.route = path;
         request.recall.priority = readPriority(request.headers);
         return deps.pipeline.handle(request, reply);
       });
@@ -40,6 +41,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: ProxyRouteDeps): P
     passthrough.removeAllContentTypeParsers();
     passthrough.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
     passthrough.all('/v1/*', (request, reply) => {
+      request.recall.route = '/v1/*';
       request.recall.priority = readPriority(request.headers);
       markForwarded(reply, 'bypass');
       request.recall.cacheOutcome = 'BYPASS';
