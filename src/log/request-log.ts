@@ -52,12 +52,12 @@ function observeRequest(
     request.log.warn({ ...line, slow_request_ms: settings.slowRequestMs, breakdown: breakdown(context, durationMs) }, 'slow request');
   } else if (writeLine !== undefined) {
     // Every request writes this line: it is written as JSON text directly (the same line pino would write).
-    writeLine(`"reqId":${JSON.stringify(request.id)},${lineMembers(request, route, status, durationMs)}`);
+    writeLine(`"reqId":${JSON.stringify(request.id)},${JSON.stringify(lineFields(request, route, status, durationMs)).slice(1, -1)}`);
   }
 }
 
 /** The request line's fields; the path is the client's and may carry a key in its query, so it is scrubbed. */
-export function lineFields(request: FastifyRequest, route: string, status: number, durationMs: number | undefined): Record<string, unknown> {
+function lineFields(request: FastifyRequest, route: string, status: number, durationMs: number | undefined): Record<string, unknown> {
   const context = request.recall;
   return {
     method: request.method,
@@ -72,33 +72,6 @@ export function lineFields(request: FastifyRequest, route: string, status: numbe
     ...(context?.similarity === undefined ? {} : { similarity: context.similarity }),
     ...(context?.firstEventMs === undefined ? {} : { first_event_ms: round(context.firstEventMs) }),
   };
-}
-
-/**
- * `JSON.stringify(lineFields(…))` without its braces, written out member by member: the line every request writes,
- * without building an object and a string from it.
- */
-export function lineMembers(request: FastifyRequest, route: string, status: number, durationMs: number | undefined): string {
-  const context = request.recall;
-  let members = `"method":${JSON.stringify(request.method)},"route":${JSON.stringify(route)},"path":${JSON.stringify(scrubSecrets(request.url))},` +
-    `"status":${jsonNumber(status)},"duration_ms":${roundedOrNull(durationMs)},"upstream_ms":${roundedOrNull(context?.upstreamMs)},` +
-    `"cache":${jsonStringOrNull(context?.cacheOutcome)},"coalesced":${context?.cacheOutcome === 'COALESCED'},"tenant":${jsonStringOrNull(context?.tenantHash)}`;
-  if (context?.similarity !== undefined) members += `,"similarity":${jsonNumber(context.similarity)}`;
-  if (context?.firstEventMs !== undefined) members += `,"first_event_ms":${jsonNumber(round(context.firstEventMs))}`;
-  return members;
-}
-
-/** As JSON.stringify writes a number: NaN and infinities as null. */
-function jsonNumber(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
-}
-
-function roundedOrNull(ms: number | undefined): string {
-  return ms === undefined ? 'null' : jsonNumber(round(ms));
-}
-
-function jsonStringOrNull(text: string | undefined): string {
-  return text === undefined ? 'null' : JSON.stringify(text);
 }
 
 /** Where a request's time went: queue wait, each tier's lookup, the upstream call itself, rendering, and the rest. */
