@@ -110,7 +110,6 @@ export class RedisStore implements CacheStore {
       connectionName: 'recall-near-cache-invalidations', protocol: 2, autoResubscribe: false, enableOfflineQueue: true,
       enableAutoPipelining: false, commandTimeout: undefined, maxRetriesPerRequest: null,
     });
-    for (const connection of [reader, subscriber]) connection.on('error', () => undefined);
     return new NearCache(reader, subscriber, this.keyPrefix, decodeEntry, limits, onProblem);
   }
 

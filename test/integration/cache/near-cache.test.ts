@@ -196,8 +196,12 @@ describe('near cache reads', () => {
     expect((await store.get('short'))?.body.toString()).toBe('soon gone');
     expect((await store.get('short'))?.body.toString()).toBe('soon gone');
     expect(store.near!.entries()).toBe(1);
+    const hits = store.near!.hits();
     await new Promise((resolve) => setTimeout(resolve, 350));
     expect(await store.get('short')).toBeUndefined();
+    // The store would drop an expired entry anyway; the near cache must not have answered it, and let it go.
+    expect(store.near!.hits()).toBe(hits);
+    expect(store.near!.entries()).toBe(0);
   });
 
   it('keeps a key only once it is read a second time, so that keys read once cost Redis no tracking', async () => {
